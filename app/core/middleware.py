@@ -1,0 +1,27 @@
+import re
+import uuid
+
+import structlog
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A client-supplied id is echoed into logs and headers, so only a short, plain token is trusted.
+_ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    """Bind a request id to every log line of the request and echo it in the response."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        offered = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = offered if _ACCEPTABLE_REQUEST_ID.match(offered) else uuid.uuid4().hex
+        request.request_id = request_id
+        # Cleared at the start, not the end: Django's request logger and gunicorn's access log
+        # write after this middleware returns and must still carry the id.
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        response = self.get_response(request)
+        response[REQUEST_ID_HEADER] = request_id
+        return response

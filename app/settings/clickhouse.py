@@ -1,0 +1,31 @@
+"""Where events go: a ClickHouse server over HTTP(S), or the embedded engine (chdb://path)."""
+
+from urllib.parse import quote
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .env import BASE_DIR, DEBUG, env
+
+
+def _clickhouse_url_from_seed_variables() -> str | None:
+    """The seed configured ClickHouse with separate variables; honour them when the URL is unset."""
+    host = env.str("CLICKHOUSE_HOST", default="")
+    if not host:
+        return None
+    port = env.int("CLICKHOUSE_PORT", default=8123)
+    user = quote(env.str("CLICKHOUSE_USER", default="default"), safe="")
+    password = quote(env.str("CLICKHOUSE_PASSWORD", default=""), safe="")
+    scheme = "https" if port in (443, 8443) else "http"
+    credentials = f"{user}:{password}@" if password else f"{user}@"
+    return f"{scheme}://{credentials}{host}:{port}/"
+
+
+CLICKHOUSE_URL = env.str("CLICKHOUSE_URL", default="") or _clickhouse_url_from_seed_variables()
+if not CLICKHOUSE_URL:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "Set the CLICKHOUSE_URL environment variable (or CLICKHOUSE_HOST) when DEBUG=false"
+        )
+    CLICKHOUSE_URL = f"chdb://{BASE_DIR / '.data' / 'clickhouse'}"
+if not CLICKHOUSE_URL.startswith(("http://", "https://", "chdb://")):
+    raise ImproperlyConfigured("CLICKHOUSE_URL must start with http://, https:// or chdb://")

@@ -1,0 +1,26 @@
+from http import HTTPStatus
+
+from django.contrib import admin
+from django.urls import path
+
+from app.core.api import problem_response
+from app.openapi import openapi_view
+from app.users.views import UserRegistrationView
+
+urlpatterns = [
+    path("api/v1/users/", UserRegistrationView.as_view(), name="user-register"),
+    path("api/v1/openapi.json", openapi_view, name="openapi"),
+    path("admin/", admin.site.urls),
+]
+
+
+def handler400(request, exception=None):
+    return problem_response(HTTPStatus.BAD_REQUEST, "The request could not be understood.")
+
+
+def handler404(request, exception=None):
+    return problem_response(HTTPStatus.NOT_FOUND, f"Nothing is served at {request.path}.")
+
+
+def handler500(request):
+    return problem_response(HTTPStatus.INTERNAL_SERVER_ERROR, "An unexpected error occurred.")

@@ -1,0 +1,50 @@
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+
+from .models import User, normalize_email
+
+
+class UserEmailAlreadyRegistered(Exception):
+    """Another user holds this email address (compared case-insensitively)."""
+
+
+def user_register(
+    *, email: str, password: str | None = None, first_name: str = "", last_name: str = ""
+) -> User:
+    """Create a user; without a password the account cannot log in until one is set.
+
+    Raises ValidationError (with per-field messages) for bad input and UserEmailAlreadyRegistered
+    when the email is taken, including by a concurrent registration that committed first.
+    """
+    user = User(
+        email=normalize_email(email),
+        first_name=first_name.strip(),
+        last_name=last_name.strip(),
+    )
+    errors: dict[str, list[str]] = {}
+    try:
+        validate_email(user.email)
+        user.full_clean(exclude=["password"], validate_unique=False, validate_constraints=False)
+    except ValidationError as error:
+        errors.update(error.message_dict if hasattr(error, "error_dict") else {"email": error.messages})
+    if password is not None:
+        try:
+            validate_password(password, user)
+        except ValidationError as error:
+            errors["password"] = error.messages
+    if errors:
+        raise ValidationError(errors)
+
+    user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError as error:
+        # PostgreSQL reports the unique violation only after a concurrent registration of the
+        # same email committed, so the row is visible here.
+        if User.objects.filter(email=user.email).exists():
+            raise UserEmailAlreadyRegistered(user.email) from error
+        raise
+    return user

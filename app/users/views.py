@@ -1,0 +1,59 @@
+from http import HTTPStatus
+
+from django.core.exceptions import ValidationError
+from django.http import JsonResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters
+
+from app.core.api import ApiError, Field, JsonApiView, parse_json_object
+
+from .models import User
+from .services import UserEmailAlreadyRegistered, user_register
+
+REGISTRATION_FIELDS = {
+    "email": Field(
+        "string", "The login; unique regardless of letter case.", required=True, max_length=254
+    ),
+    "password": Field(
+        "string",
+        "Optional; checked by the password validators. Without it the account cannot log in.",
+        nullable=True,
+        max_length=4096,
+    ),
+    "first_name": Field("string", "Given name.", max_length=150),
+    "last_name": Field("string", "Family name.", max_length=150),
+}
+
+
+def user_public_fields(user: User) -> dict:
+    return {
+        "id": user.pk,
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "date_joined": user.date_joined.isoformat(),
+    }
+
+
+# A JSON API authenticated by no cookie: CSRF protection guards cookie-based sessions only.
+@method_decorator(csrf_exempt, name="dispatch")
+@method_decorator(sensitive_post_parameters("password"), name="dispatch")
+class UserRegistrationView(JsonApiView):
+    http_method_names = ["post", "options"]
+
+    def post(self, request):
+        payload = parse_json_object(request, REGISTRATION_FIELDS)
+        try:
+            user = user_register(**payload)
+        except ValidationError as error:
+            raise ApiError(
+                HTTPStatus.BAD_REQUEST, "The request body has invalid fields.", error.message_dict
+            ) from None
+        except UserEmailAlreadyRegistered:
+            raise ApiError(
+                HTTPStatus.CONFLICT,
+                "A user with this email is already registered.",
+                {"email": ["A user with this email is already registered."]},
+            ) from None
+        return JsonResponse(user_public_fields(user), status=HTTPStatus.CREATED)
