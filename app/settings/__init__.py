@@ -8,4 +8,5 @@ from .security import *
 from .logging import *
 from .celery import *
 from .clickhouse import *
+from .outbox import *
 from .sentry import *

@@ -1,7 +1,8 @@
-"""Celery (worker and beat) on Redis; the outbox relay adds its queue and schedule in issue #3."""
+"""Celery (worker and beat) on Redis: the outbox relay has its own queue and a beat tick."""
 
 from .django import REDIS_URL
 from .env import env
+from .outbox import OUTBOX_QUEUE, OUTBOX_RELAY_INTERVAL
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -14,3 +15,13 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TIMEZONE = "UTC"
+CELERY_TASK_ROUTES = {"outbox.*": {"queue": OUTBOX_QUEUE}}
+CELERY_BEAT_SCHEDULE = {
+    "outbox-relay": {
+        "task": "outbox.relay",
+        "schedule": OUTBOX_RELAY_INTERVAL,
+        # A tick nobody picked up within one interval is dropped: ticks never pile up while
+        # the workers are down.
+        "options": {"expires": OUTBOX_RELAY_INTERVAL},
+    },
+}

@@ -37,6 +37,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "app.core",
     "app.users",
+    "app.outbox",
+    "app.clickhouse",
 ]
 
 MIDDLEWARE = [

@@ -21,6 +21,11 @@ class StrictEnv(environ.Env):
     BOOLEAN_FALSE_STRINGS = ("false", "off", "no", "0", "")
 
     def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+        # A variable set to an empty string counts as unset (as a blank ConfigMap entry does).
+        if var in self.ENVIRON and not self.ENVIRON[var].strip():
+            if default is self.NOTSET:
+                raise ImproperlyConfigured(f"Set the {var} environment variable")
+            return self.parse_value(default, cast) if parse_default and cast else default
         if cast is bool and var in self.ENVIRON:
             raw = self.ENVIRON[var].strip().lower()
             if raw not in self.BOOLEAN_TRUE_STRINGS + self.BOOLEAN_FALSE_STRINGS:
@@ -42,6 +47,6 @@ def env_required_in_production(var: str, *, development_default, cast=str):
     """Read `var`; only a DEBUG process may fall back to a development default."""
     if DEBUG:
         return env.get_value(var, cast=cast, default=development_default)
-    if var not in env.ENVIRON or not env.ENVIRON[var].strip():
+    if not env.ENVIRON.get(var, "").strip():
         raise ImproperlyConfigured(f"Set the {var} environment variable (required when DEBUG=false)")
     return env.get_value(var, cast=cast)

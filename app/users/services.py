@@ -3,6 +3,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
+from app.outbox.client import EventLogClient
+
+from .events import UserCreated
 from .models import User, normalize_email
 
 
@@ -13,7 +16,9 @@ class UserEmailAlreadyRegistered(Exception):
 def user_register(
     *, email: str, password: str | None = None, first_name: str = "", last_name: str = ""
 ) -> User:
-    """Create a user; without a password the account cannot log in until one is set.
+    """Create a user and publish `user_created` in the same transaction.
+
+    Without a password the account cannot log in until one is set.
 
     Raises ValidationError (with per-field messages) for bad input and UserEmailAlreadyRegistered
     when the email is taken, including by a concurrent registration that committed first.
@@ -41,6 +46,7 @@ def user_register(
     try:
         with transaction.atomic():
             user.save()
+            EventLogClient().publish(UserCreated(user_id=user.pk, email=user.email))
     except IntegrityError as error:
         # PostgreSQL reports the unique violation only after a concurrent registration of the
         # same email committed, so the row is visible here.

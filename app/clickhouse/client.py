@@ -1,0 +1,52 @@
+"""ClickHouse access through clickhouse-connect: one client per process, configured by URL."""
+
+import os
+import threading
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from django.conf import settings
+
+_clients: dict[tuple[int, str], Client] = {}
+_clients_lock = threading.Lock()
+
+
+def clickhouse_client_for_url(url: str, *, database: str | None) -> Client:
+    """A new client for `url`: `http(s)://user:password@host:port/` or `chdb://<path>`."""
+    if url.startswith("chdb:"):
+        # The embedded engine: no network, so no timeouts.
+        return clickhouse_connect.get_client(dsn=url, database=database)
+    return clickhouse_connect.get_client(
+        dsn=url,
+        database=database,
+        connect_timeout=settings.CLICKHOUSE_CONNECT_TIMEOUT,
+        send_receive_timeout=settings.CLICKHOUSE_SEND_RECEIVE_TIMEOUT,
+        # No server-side session: the client is shared by the threads of a process.
+        autogenerate_session_id=False,
+    )
+
+
+def clickhouse_client(*, database: str | None = None) -> Client:
+    """This process's client for `database` (default: CLICKHOUSE_DATABASE).
+
+    A forked child makes its own: connections must not be shared across processes.
+    """
+    database = database or settings.CLICKHOUSE_DATABASE
+    key = (os.getpid(), database)
+    client = _clients.get(key)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is None:
+                client = _clients[key] = clickhouse_client_for_url(
+                    settings.CLICKHOUSE_URL, database=database
+                )
+    return client
+
+
+def clickhouse_clients_reset() -> None:
+    """Forget the cached clients (after CLICKHOUSE_URL changed, e.g. in tests)."""
+    with _clients_lock:
+        for client in _clients.values():
+            client.close()
+        _clients.clear()

@@ -1,0 +1,24 @@
+import structlog
+from gunicorn.glogging import Logger
+
+access_logger = structlog.get_logger("gunicorn.access")
+
+
+class StructlogGunicornLogger(Logger):
+    """gunicorn's access log as one structured `http_request` event per request."""
+
+    def access(self, resp, req, environ, request_time):
+        if not self.cfg.accesslog:
+            return
+        response_headers = dict((name.lower(), value) for name, value in resp.headers)
+        access_logger.info(
+            "http_request",
+            method=req.method,
+            path=req.path,
+            status=resp.status_code,
+            duration_ms=round(request_time.total_seconds() * 1000, 2),
+            response_bytes=getattr(resp, "sent", None),
+            remote_addr=environ.get("REMOTE_ADDR"),
+            user_agent=environ.get("HTTP_USER_AGENT"),
+            request_id=response_headers.get("x-request-id"),
+        )

@@ -1,0 +1,45 @@
+import signal
+import threading
+
+import sentry_sdk
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from app.outbox.services import outbox_relay_drain
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the outbox relay as a foreground loop (an alternative to the Celery worker). "
+        "SIGTERM or SIGINT stops it between batches."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--batch-size", type=int, default=settings.OUTBOX_BATCH_SIZE)
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=settings.OUTBOX_RELAY_INTERVAL,
+            help="Seconds to sleep when nothing is due.",
+        )
+        parser.add_argument("--once", action="store_true", help="Drain once, then exit.")
+
+    def handle(self, *args, batch_size, interval, once, **options):
+        stopping = threading.Event()
+
+        def request_stop(signum, _frame):
+            self.stderr.write(f"outbox_relay: {signal.Signals(signum).name}, stopping")
+            stopping.set()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+
+        while not stopping.is_set():
+            with sentry_sdk.start_transaction(op="queue.process", name="outbox_relay"):
+                drained = outbox_relay_drain(
+                    batch_size=batch_size, should_stop=stopping.is_set
+                )
+            if once:
+                break
+            if drained.relayed == 0:
+                stopping.wait(interval)

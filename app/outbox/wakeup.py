@@ -1,0 +1,67 @@
+"""Wake the relay right after a commit that published events, without touching the request.
+
+The wake-up is sent from a background thread, at most once per `OUTBOX_WAKEUP_MIN_INTERVAL`
+per process: a slow or unreachable broker never delays or fails a request, and a burst of
+commits sends one message, not thousands. Correctness never depends on it: beat ticks every
+`OUTBOX_RELAY_INTERVAL` seconds anyway.
+"""
+
+import os
+import threading
+import time
+
+import structlog
+from django.conf import settings
+from django.db import transaction
+
+logger = structlog.get_logger(__name__)
+
+RELAY_TASK_NAME = "outbox.relay"
+
+
+class _RelayWaker:
+    def __init__(self) -> None:
+        self._requested = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._thread_pid: int | None = None
+
+    def request(self) -> None:
+        self._ensure_thread()
+        self._requested.set()
+
+    def _ensure_thread(self) -> None:
+        # A forked child (gunicorn, celery prefork) inherits no running thread: start its own.
+        if self._thread_pid == os.getpid() and self._thread and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread_pid != os.getpid() or not (self._thread and self._thread.is_alive()):
+                self._thread = threading.Thread(
+                    target=self._run, name="outbox-relay-waker", daemon=True
+                )
+                self._thread_pid = os.getpid()
+                self._thread.start()
+
+    def _run(self) -> None:
+        from app.celery import celery_app
+
+        while True:
+            self._requested.wait()
+            self._requested.clear()
+            try:
+                celery_app.send_task(
+                    RELAY_TASK_NAME,
+                    queue=settings.OUTBOX_QUEUE,
+                    expires=settings.OUTBOX_RELAY_INTERVAL,
+                    retry=False,
+                )
+            except Exception as error:
+                logger.warning("outbox_wakeup_failed", error=str(error))
+            time.sleep(settings.OUTBOX_WAKEUP_MIN_INTERVAL)
+
+
+_waker = _RelayWaker()
+
+
+def relay_wakeup_after_commit(*, using: str) -> None:
+    transaction.on_commit(_waker.request, using=using)
