@@ -10,7 +10,10 @@ _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
 
 def _problem_response(description: str) -> dict:
-    return {"description": description, "content": {"application/problem+json": {"schema": _PROBLEM}}}
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": _PROBLEM}},
+    }
 
 
 def openapi_document() -> dict:
@@ -57,7 +60,9 @@ def openapi_document() -> dict:
                 "UserRegistration": {
                     "type": "object",
                     "additionalProperties": False,
-                    "required": [name for name, field in REGISTRATION_FIELDS.items() if field.required],
+                    "required": [
+                        name for name, field in REGISTRATION_FIELDS.items() if field.required
+                    ],
                     "properties": {
                         name: field.json_schema() for name, field in REGISTRATION_FIELDS.items()
                     },

@@ -12,7 +12,7 @@ case "$role" in
     ;;
   worker)
     exec celery --quiet --app app worker \
-      --queues "${WORKER_QUEUES:-default}" \
+      --queues "${WORKER_QUEUES:-outbox,default}" \
       --concurrency "${WORKER_CONCURRENCY:-2}" \
       --hostname "worker@%h" \
       --without-mingle --without-gossip \
@@ -24,13 +24,18 @@ case "$role" in
       "$@"
     ;;
   migrate)
-    exec python manage.py migrate --noinput "$@"
+    # PostgreSQL first, then the ClickHouse schema; both are idempotent.
+    python manage.py migrate --noinput "$@"
+    exec python manage.py clickhouse_migrate
+    ;;
+  relay)
+    exec python manage.py outbox_relay "$@"
     ;;
   manage)
     exec python manage.py "$@"
     ;;
   *)
-    echo "usage: $0 {web|worker|beat|migrate|manage} [args...]" >&2
+    echo "usage: $0 {web|worker|beat|migrate|relay|manage} [args...]" >&2
     exit 64
     ;;
 esac

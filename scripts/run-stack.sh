@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # `make run`: web, worker and beat side by side in the foreground. Ctrl-C (or any one of them
 # exiting) stops all of them.
+#
+# The embedded ClickHouse engine (CLICKHOUSE_URL=chdb://<path>, the development default) can be
+# opened by one process only, so here it is served over ClickHouse's HTTP interface on
+# 127.0.0.1:${CLICKHOUSE_DEVSERVER_PORT:-8123} and every role talks HTTP to it, as in production.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,12 +14,27 @@ export WEB_WORKER_TMP_DIR="${WEB_WORKER_TMP_DIR:-/tmp}"
 mkdir -p .data
 
 pids=()
+clickhouse_url=$(DJANGO_SETTINGS_MODULE=app.settings python -c \
+  'import django; django.setup(); from django.conf import settings; print(settings.CLICKHOUSE_URL)' \
+  | tail -n 1)
+
 stop_all() {
   trap - INT TERM EXIT
   kill -TERM "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
 }
 trap stop_all INT TERM EXIT
+
+if [[ "$clickhouse_url" == chdb://* ]]; then
+  port="${CLICKHOUSE_DEVSERVER_PORT:-8123}"
+  python -m app.clickhouse.devserver --path "${clickhouse_url#chdb://}" --host 127.0.0.1 --port "$port" &
+  pids+=($!)
+  export CLICKHOUSE_URL="http://127.0.0.1:$port/"
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+  done
+fi
 
 "$entrypoint" web & pids+=($!)
 "$entrypoint" worker & pids+=($!)

@@ -54,7 +54,11 @@ def event_log_insert(rows: Sequence[EventLogRow]) -> None:
 def event_log_count(**filters: str) -> int:
     """Events in ClickHouse, each counted once however often it was delivered."""
     where = " AND ".join(f"{column} = %({column})s" for column in filters) or "1"
-    return clickhouse_client().query(
-        f"SELECT count() FROM {event_log_table()} FINAL WHERE {where}",  # noqa: S608
-        parameters=filters,
-    ).first_row[0]
+    return (
+        clickhouse_client()
+        .query(
+            f"SELECT count() FROM {event_log_table()} FINAL WHERE {where}",  # noqa: S608
+            parameters=filters,
+        )
+        .first_row[0]
+    )

@@ -90,7 +90,9 @@ def parse_json_object(request: HttpRequest, fields: dict[str, Field]) -> dict[st
     try:
         payload = json.loads(request.body)
     except (UnicodeDecodeError, ValueError) as error:
-        raise ApiError(HTTPStatus.BAD_REQUEST, f"The request body is not valid JSON: {error}") from None
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST, f"The request body is not valid JSON: {error}"
+        ) from None
     if not isinstance(payload, dict):
         raise ApiError(HTTPStatus.BAD_REQUEST, "The request body must be a JSON object.")
 

@@ -62,6 +62,8 @@ def build_logging_config(*, level: str, log_format: str) -> dict:
                 "processors": [
                     structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.format_exc_info,
+                    # Again after format_exc_info: exception messages can carry URLs with passwords.
+                    redact_sensitive_values,
                     renderer,
                 ],
                 "foreign_pre_chain": _shared_processors(),

@@ -5,7 +5,7 @@ import structlog
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A client-supplied id is echoed into logs and headers, so only a short, plain token is trusted.
-_ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_ACCEPTABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class RequestIdMiddleware:
@@ -16,7 +16,7 @@ class RequestIdMiddleware:
 
     def __call__(self, request):
         offered = request.headers.get(REQUEST_ID_HEADER, "")
-        request_id = offered if _ACCEPTABLE_REQUEST_ID.match(offered) else uuid.uuid4().hex
+        request_id = offered if _ACCEPTABLE_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
         request.request_id = request_id
         # Cleared at the start, not the end: Django's request logger and gunicorn's access log
         # write after this middleware returns and must still carry the id.

@@ -1,8 +1,18 @@
 import uuid
+from datetime import datetime, time
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models.functions import Now
+
+
+class EventJSONEncoder(DjangoJSONEncoder):
+    """DjangoJSONEncoder, but times keep their microseconds (it cuts them to milliseconds)."""
+
+    def default(self, o):
+        if isinstance(o, datetime | time):
+            return o.isoformat()
+        return super().default(o)
 
 
 class OutboxEvent(models.Model):
@@ -16,7 +26,7 @@ class OutboxEvent(models.Model):
     # Stable across redeliveries: ClickHouse deduplicates on it.
     event_id = models.UUIDField(default=uuid.uuid4, editable=False)
     event_type = models.CharField(max_length=255)
-    payload = models.JSONField(encoder=DjangoJSONEncoder)
+    payload = models.JSONField(encoder=EventJSONEncoder)
     metadata_version = models.PositiveIntegerField(default=1)
     # When the business change happened: becomes the event's time in ClickHouse.
     occurred_at = models.DateTimeField()

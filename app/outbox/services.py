@@ -83,7 +83,9 @@ def outbox_relay_batch(*, batch_size: int | None = None) -> RelayBatchResult:
         result.claimed = len(rows)
         if not rows:
             return result
-        result.lag_ms = (timezone.now() - min(row[0].event_date_time for row in rows)).total_seconds() * 1000
+        result.lag_ms = (
+            timezone.now() - min(row[0].event_date_time for row in rows)
+        ).total_seconds() * 1000
 
         delivered, failures, result.inserts = _insert_isolating_poison(rows)
         if delivered:

@@ -3,10 +3,10 @@
 Each module below is one block; integrations switch themselves off when their variable is empty.
 """
 
-from .django import *
-from .security import *
-from .logging import *
 from .celery import *
 from .clickhouse import *
+from .django import *
+from .logging import *
 from .outbox import *
+from .security import *
 from .sentry import *

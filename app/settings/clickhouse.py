@@ -33,13 +33,16 @@ if not CLICKHOUSE_URL.startswith(("http://", "https://", "chdb://")):
 
 # The database holding the events: CLICKHOUSE_DATABASE, else the URL's path, else "default".
 CLICKHOUSE_DATABASE = env.str("CLICKHOUSE_DATABASE", default="") or (
-    CLICKHOUSE_URL.startswith("http") and urlparse(CLICKHOUSE_URL).path.strip("/") or "default"
+    (CLICKHOUSE_URL.startswith("http") and urlparse(CLICKHOUSE_URL).path.strip("/")) or "default"
 )
 CLICKHOUSE_EVENT_TABLE = env.str("CLICKHOUSE_EVENT_TABLE", default="event_log")
 # Set to a cluster name to create replicated tables ON CLUSTER (see README, "ClickHouse").
 CLICKHOUSE_CLUSTER = env.str("CLICKHOUSE_CLUSTER", default="")
 CLICKHOUSE_CONNECT_TIMEOUT = env.float("CLICKHOUSE_CONNECT_TIMEOUT", default=5.0)
 CLICKHOUSE_SEND_RECEIVE_TIMEOUT = env.float("CLICKHOUSE_SEND_RECEIVE_TIMEOUT", default=60.0)
-for _name, _value in (("CLICKHOUSE_DATABASE", CLICKHOUSE_DATABASE), ("CLICKHOUSE_EVENT_TABLE", CLICKHOUSE_EVENT_TABLE)):
+for _name, _value in (
+    ("CLICKHOUSE_DATABASE", CLICKHOUSE_DATABASE),
+    ("CLICKHOUSE_EVENT_TABLE", CLICKHOUSE_EVENT_TABLE),
+):
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", _value):
         raise ImproperlyConfigured(f"{_name} must be a plain identifier, got {_value!r}")

@@ -26,7 +26,9 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # The image's version, set at build time; Sentry reports it as the release.
 APP_VERSION = env.str("APP_VERSION", default="dev")
 # The deployment's name (production, staging, ...): written into every ClickHouse event row.
-ENVIRONMENT_NAME = env.str("SENTRY_CONFIG_ENVIRONMENT", default="development" if DEBUG else "production")
+ENVIRONMENT_NAME = env.str(
+    "SENTRY_CONFIG_ENVIRONMENT", default="development" if DEBUG else "production"
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -48,5 +48,7 @@ def env_required_in_production(var: str, *, development_default, cast=str):
     if DEBUG:
         return env.get_value(var, cast=cast, default=development_default)
     if not env.ENVIRON.get(var, "").strip():
-        raise ImproperlyConfigured(f"Set the {var} environment variable (required when DEBUG=false)")
+        raise ImproperlyConfigured(
+            f"Set the {var} environment variable (required when DEBUG=false)"
+        )
     return env.get_value(var, cast=cast)

@@ -3,6 +3,7 @@ from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.utils import timezone
 
+
 def normalize_email(email: str) -> str:
     """Mail providers treat addresses case-insensitively in practice, so die-hard stores them
     lowercased: the login and the uniqueness check then ignore letter case."""
@@ -47,3 +48,10 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+    def clean(self) -> None:
+        super().clean()
+        # Every form (the admin's too) must store the address the way registration does, or the
+        # unique index would tell "Ada@x.org" and "ada@x.org" apart.
+        if self.email:
+            self.email = normalize_email(self.email)

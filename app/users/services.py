@@ -33,7 +33,9 @@ def user_register(
         validate_email(user.email)
         user.full_clean(exclude=["password"], validate_unique=False, validate_constraints=False)
     except ValidationError as error:
-        errors.update(error.message_dict if hasattr(error, "error_dict") else {"email": error.messages})
+        errors.update(
+            error.message_dict if hasattr(error, "error_dict") else {"email": error.messages}
+        )
     if password is not None:
         try:
             validate_password(password, user)

@@ -21,6 +21,8 @@ class Migration(migrations.Migration):
             sql="ALTER TABLE outbox_event SET ({})".format(
                 ", ".join(f"{name} = {value}" for name, value in AUTOVACUUM_SETTINGS.items())
             ),
-            reverse_sql="ALTER TABLE outbox_event RESET ({})".format(", ".join(AUTOVACUUM_SETTINGS)),
+            reverse_sql="ALTER TABLE outbox_event RESET ({})".format(
+                ", ".join(AUTOVACUUM_SETTINGS)
+            ),
         )
     ]

@@ -8,4 +8,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         applied = clickhouse_migrate()
-        self.stdout.write(f"applied {len(applied)} ClickHouse migration(s): {', '.join(applied) or '-'}")
+        self.stdout.write(
+            f"applied {len(applied)} ClickHouse migration(s): {', '.join(applied) or '-'}"
+        )

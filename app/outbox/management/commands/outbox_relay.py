@@ -36,9 +36,7 @@ class Command(BaseCommand):
 
         while not stopping.is_set():
             with sentry_sdk.start_transaction(op="queue.process", name="outbox_relay"):
-                drained = outbox_relay_drain(
-                    batch_size=batch_size, should_stop=stopping.is_set
-                )
+                drained = outbox_relay_drain(batch_size=batch_size, should_stop=stopping.is_set)
             if once:
                 break
             if drained.relayed == 0:

@@ -25,4 +25,3 @@ class Command(BaseCommand):
         self.stdout.write("attempts histogram:")
         for attempts, rows in sorted(status.attempts_histogram.items()):
             self.stdout.write(f"  {attempts:>3} attempts: {rows}")
-

@@ -1,0 +1,190 @@
+"""The embedded-engine HTTP front (app.clickhouse.devserver), driven as the app drives a real
+ClickHouse: a separate process, reached through clickhouse-connect's HTTP client."""
+
+import subprocess
+import sys
+import textwrap
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import clickhouse_connect
+import pytest
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DATABASE = "devserver_test"
+COLUMNS = ["id", "at", "payload"]
+
+# A client in another OS process: inserts `batches` batches of `rows` fresh rows into a table.
+_INSERTER = textwrap.dedent(
+    """
+    import sys, uuid
+    from datetime import UTC, datetime
+    import clickhouse_connect
+
+    port, database, table, batches, rows = sys.argv[1:]
+    client = clickhouse_connect.get_client(
+        host="127.0.0.1", port=int(port), username="default", password="", database=database
+    )
+    for _ in range(int(batches)):
+        data = [[uuid.uuid4(), datetime.now(UTC), "x"] for _ in range(int(rows))]
+        client.insert(table, data, column_names=["id", "at", "payload"])
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def devserver(tmp_path_factory) -> Iterator[int]:
+    """A devserver process on a free port; yields the port. Must stop cleanly on SIGTERM."""
+    tmp = tmp_path_factory.mktemp("devserver")
+    with (tmp / "stderr.log").open("w+") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.clickhouse.devserver", "--path", str(tmp / "data"),
+             "--host", "127.0.0.1", "--port", "0"],
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )  # fmt: skip
+        try:
+            first_line = process.stdout.readline()
+            assert first_line.startswith("listening 127.0.0.1:"), (first_line, stderr.read())
+            yield int(first_line.rsplit(":", 1)[1])
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        stderr.seek(0)
+        assert process.returncode == 0, stderr.read()
+
+
+def connect(port: int, **options) -> Client:
+    return clickhouse_connect.get_client(
+        host="127.0.0.1", port=port, username="default", password="", **options
+    )
+
+
+@pytest.fixture(scope="module")
+def client(devserver) -> Client:
+    connect(devserver).command(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
+    return connect(devserver, database=DATABASE)
+
+
+@pytest.fixture
+def table(client) -> str:
+    """A fresh table deduplicating inserts by token, and rows by id under FINAL."""
+    name = f"events_{uuid.uuid4().hex[:8]}"
+    client.command(
+        f"CREATE TABLE {name} (id UUID, at DateTime64(6, 'UTC'), payload String) "
+        "ENGINE = ReplacingMergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 100"
+    )
+    return name
+
+
+def make_rows(count: int) -> list[list]:
+    start = datetime(2024, 2, 29, 23, 59, 59, 999_999, tzinfo=UTC)
+    return [
+        [uuid.uuid4(), start + timedelta(microseconds=7 * n), f"événement {n} \t'\"\n"]
+        for n in range(count)
+    ]
+
+
+def count(client: Client, table: str, final: bool = False) -> int:
+    # `{t:Identifier}` is bound by the server: it reaches the front as the URL parameter param_t.
+    query = "SELECT count() FROM {t:Identifier}"
+    return client.command(f"{query} FINAL" if final else query, parameters={"t": table})
+
+
+def test_ping(devserver, client):
+    assert client.ping()
+    with urllib.request.urlopen(f"http://127.0.0.1:{devserver}/ping", timeout=5) as response:
+        assert response.read() == b"Ok.\n"
+
+
+# lz4 is clickhouse-connect's default for insert bodies; the others are the client's options.
+@pytest.mark.parametrize("compress", ["lz4", "zstd", "gzip", False])
+def test_inserted_rows_read_back_identical(devserver, table, compress):
+    client = connect(devserver, database=DATABASE, compress=compress)
+    rows = make_rows(50)
+
+    client.insert(table, rows, column_names=COLUMNS)
+
+    assert client.command("SELECT currentDatabase()") == DATABASE
+    read = client.query(
+        "SELECT id, at, payload FROM {t:Identifier} ORDER BY at", parameters={"t": table}
+    ).result_rows
+    # DateTime64(6, 'UTC') comes back as naive UTC, clickhouse-connect's default.
+    assert [[id_, at.replace(tzinfo=UTC), payload] for id_, at, payload in read] == rows
+    assert read[0][1].microsecond == 999_999
+
+
+def test_a_repeated_insert_with_the_same_token_is_dropped(client, table):
+    rows, other_rows = make_rows(10), make_rows(5)
+
+    client.insert(table, rows, column_names=COLUMNS, settings={"insert_deduplication_token": "x"})
+    client.insert(table, rows, column_names=COLUMNS, settings={"insert_deduplication_token": "x"})
+    # Dropped for its token, not its content (which alone deduplicates identical inserts).
+    client.insert(
+        table, other_rows, column_names=COLUMNS, settings={"insert_deduplication_token": "x"}
+    )
+
+    assert count(client, table) == 10
+
+
+def test_a_setting_applies_to_its_own_request_only(client, table):
+    client.insert(
+        table, make_rows(10), column_names=COLUMNS, settings={"insert_deduplication_token": "x"}
+    )
+    client.insert(table, make_rows(5), column_names=COLUMNS)
+
+    assert count(client, table) == 15
+
+
+def test_an_insert_with_another_token_is_kept(client, table):
+    rows = make_rows(10)
+
+    client.insert(table, rows, column_names=COLUMNS, settings={"insert_deduplication_token": "x"})
+    client.insert(table, rows, column_names=COLUMNS, settings={"insert_deduplication_token": "y"})
+
+    assert count(client, table) == 20
+    assert count(client, table, final=True) == 10
+
+
+def test_an_error_is_clickhouses(client):
+    with pytest.raises(DatabaseError, match=r"Code: 60\. DB::Exception: .*no_such_table"):
+        client.query("SELECT * FROM no_such_table")
+    assert client.command("SELECT 1") == 1  # and the front carries on
+
+
+def test_two_processes_insert_concurrently(devserver, table, client):
+    inserters = [
+        subprocess.Popen(
+            [sys.executable, "-c", _INSERTER, str(devserver), DATABASE, table, "10", "1000"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for inserter in inserters:
+        _, stderr = inserter.communicate(timeout=60)
+        assert inserter.returncode == 0, stderr
+
+    assert count(client, table) == 20_000
+
+
+def test_a_large_insert(client, table):
+    rows = make_rows(200_000)
+
+    summary = client.insert(table, rows, column_names=COLUMNS)
+
+    assert summary.written_rows == 200_000
+    assert count(client, table) == 200_000
+    unique = client.command("SELECT uniqExact(id) FROM {t:Identifier}", parameters={"t": table})
+    assert unique == 200_000

@@ -1,0 +1,105 @@
+"""Fixtures for the whole suite. The environment itself is chosen in tests/django_env.py."""
+
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from app.users.models import User
+
+pytest_plugins = ["tests.support.fixtures"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Passes every password validator.
+USER_PASSWORD = "Quartz-Falcon-4821"
+
+_PRINT_SETTINGS = """
+import json, sys
+import django
+from django.conf import settings
+django.setup()
+print(json.dumps({name: getattr(settings, name) for name in sys.argv[1:]}, default=str))
+"""
+
+
+@dataclass(frozen=True)
+class IsolatedProject:
+    """A copy of the code (app/ and manage.py) with no `.env` beside it.
+
+    Settings read `.env` from the project root, so a subprocess started here sees exactly the
+    environment its test passes, whatever a developer keeps in their own `.env`.
+    """
+
+    root: Path
+
+    def run(self, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *args],
+            cwd=self.root,
+            env={
+                "PATH": os.environ.get("PATH", ""),
+                "DJANGO_SETTINGS_MODULE": "app.settings",
+                **env,
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def manage(self, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return self.run("manage.py", *args, env=env)
+
+    def settings(self, *names: str, env: dict[str, str]) -> dict:
+        """The values of the setting `names` in a process started with `env`."""
+        result = self.run("-c", _PRINT_SETTINGS, *names, env=env)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def isolated_project_factory():
+    def copy_to(destination: Path) -> IsolatedProject:
+        shutil.copytree(
+            PROJECT_ROOT / "app",
+            destination / "app",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        shutil.copy2(PROJECT_ROOT / "manage.py", destination / "manage.py")
+        return IsolatedProject(destination)
+
+    return copy_to
+
+
+@pytest.fixture(scope="session")
+def isolated_project(isolated_project_factory, tmp_path_factory) -> IsolatedProject:
+    return isolated_project_factory(tmp_path_factory.mktemp("project"))
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    """The production hasher costs ~0.2 s per password; hashing strength is not under test."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def user_factory(db):
+    numbers = itertools.count(1)
+
+    def create(*, email: str | None = None, password: str | None = USER_PASSWORD, **fields):
+        return User.objects.create_user(
+            email or f"user{next(numbers)}@example.com", password, **fields
+        )
+
+    return create
+
+
+@pytest.fixture
+def superuser(db) -> User:
+    return User.objects.create_superuser("admin@example.com", USER_PASSWORD)

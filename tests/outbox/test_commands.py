@@ -1,0 +1,100 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from app.clickhouse.event_log import event_log_count
+from app.outbox.models import OutboxEvent
+from tests.support.clickhouse import PROJECT_ROOT
+
+from .factories import outbox_rows_create
+
+
+def _call(*args) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def one_dead_row(event_log, settings):
+    settings.OUTBOX_MAX_ATTEMPTS = 1
+    (row,) = outbox_rows_create(1, event_type="Bad Type")
+    call_command("outbox_relay", "--once")
+    row.refresh_from_db()
+    assert row.is_dead
+    return row
+
+
+@pytest.mark.django_db
+def test_outbox_status_reports_pending_dead_age_and_attempts(one_dead_row):
+    outbox_rows_create(3)
+
+    report = json.loads(_call("outbox_status", "--json"))
+
+    assert report["pending"] == 3
+    assert report["due"] == 3
+    assert report["dead"] == 1
+    assert report["oldest_pending_age_seconds"] >= 2  # the factory backdates its rows
+    assert report["attempts_histogram"] == {"0": 3, "1": 1}
+    text = _call("outbox_status")
+    assert "pending: 3 (3 due)" in text
+    assert "dead-lettered: 1" in text
+
+
+@pytest.mark.django_db
+def test_outbox_requeue_needs_a_filter_and_requeues_what_matches(one_dead_row):
+    with pytest.raises(CommandError, match="--all"):
+        call_command("outbox_requeue")
+    assert "re-queued 0" in _call("outbox_requeue", "--event-type", "other_type")
+
+    assert "re-queued 1" in _call("outbox_requeue", "--event-id", str(one_dead_row.event_id))
+    one_dead_row.refresh_from_db()
+    assert not one_dead_row.is_dead
+
+
+@pytest.mark.django_db
+def test_outbox_relay_once_drains_the_outbox(event_log):
+    outbox_rows_create(50)
+
+    call_command("outbox_relay", "--once", "--batch-size", "20")
+
+    assert not OutboxEvent.objects.exists()
+    assert event_log_count() == 50
+
+
+def _wait_for(condition, *, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_the_relay_loop_relays_and_stops_cleanly_on_a_signal(event_log, process_env, stop_signal):
+    relay = subprocess.Popen(
+        [sys.executable, "manage.py", "outbox_relay", "--interval", "0.2"],
+        cwd=PROJECT_ROOT,
+        env=process_env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        outbox_rows_create(30)
+        assert _wait_for(lambda: not OutboxEvent.objects.exists(), timeout=30)
+
+        relay.send_signal(stop_signal)
+        relay.wait(timeout=10)
+    finally:
+        relay.kill()
+    assert relay.returncode == 0
+    assert f"{stop_signal.name}, stopping" in relay.stderr.read()
+    assert event_log_count() == 30

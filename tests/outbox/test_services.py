@@ -1,0 +1,237 @@
+import subprocess
+import sys
+import textwrap
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from app.clickhouse.client import clickhouse_client
+from app.clickhouse.event_log import event_log_count
+from app.outbox.models import OutboxEvent
+from app.outbox.services import (
+    outbox_relay_batch,
+    outbox_relay_drain,
+    outbox_requeue,
+)
+from tests.support.clickhouse import PROJECT_ROOT
+
+from .factories import outbox_rows_create
+
+
+def _plain_count(table: str) -> int:
+    """Rows physically in ClickHouse, duplicates included (no FINAL)."""
+    return clickhouse_client().query(f"SELECT count() FROM {table}").first_row[0]
+
+
+@pytest.fixture
+def insert_counter(monkeypatch):
+    """Counts ClickHouse inserts; every insert still goes to ClickHouse unchanged."""
+    client = clickhouse_client()
+    real_insert = client.insert
+    inserts: list[int] = []
+
+    def counting_insert(table, data, *args, **kwargs):
+        inserts.append(len(data))
+        return real_insert(table, data, *args, **kwargs)
+
+    monkeypatch.setattr(client, "insert", counting_insert)
+    return inserts
+
+
+@pytest.mark.django_db
+def test_the_relay_makes_one_clickhouse_insert_per_batch(event_log, insert_counter):
+    outbox_rows_create(2500)
+
+    drained = outbox_relay_drain(batch_size=1000)
+
+    assert insert_counter == [1000, 1000, 500]
+    assert drained.relayed == 2500
+    assert event_log_count() == 2500
+    assert not OutboxEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_oldest_due_rows_go_first_and_rows_in_backoff_wait(event_log):
+    rows = outbox_rows_create(5)
+    OutboxEvent.objects.filter(pk=rows[0].pk).update(
+        next_attempt_at=timezone.now() + timedelta(hours=1)
+    )
+
+    first = outbox_relay_batch(batch_size=2)
+
+    assert first.relayed == 2
+    remaining = set(OutboxEvent.objects.values_list("pk", flat=True))
+    assert remaining == {rows[0].pk, rows[3].pk, rows[4].pk}
+    outbox_relay_drain()
+    assert list(OutboxEvent.objects.values_list("pk", flat=True)) == [rows[0].pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_relays_deliver_10000_events_exactly_once(event_log):
+    outbox_rows_create(10_000)
+    relays = 4
+    start_together = threading.Barrier(relays)
+    relayed_by_relay = [0] * relays
+    errors: list[BaseException] = []
+
+    def relay(index: int) -> None:
+        try:
+            start_together.wait()
+            relayed_by_relay[index] = outbox_relay_drain(batch_size=250, time_budget=120).relayed
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()  # each relay thread had its own PostgreSQL connection
+
+    threads = [threading.Thread(target=relay, args=(index,)) for index in range(relays)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert not errors
+    assert sum(relayed_by_relay) == 10_000
+    assert sum(1 for relayed in relayed_by_relay if relayed) >= 2, relayed_by_relay
+    assert _plain_count(event_log) == 10_000  # not even a duplicate before merges
+    assert (
+        clickhouse_client().query(f"SELECT uniqExact(event_id) FROM {event_log}").first_row[0]
+        == 10_000
+    )
+    assert not OutboxEvent.objects.exists()
+
+
+_RELAY_DYING_BEFORE_COMMIT = textwrap.dedent(
+    """
+    import os, signal, django
+    django.setup()
+    from app.outbox import services
+
+    def die(outbox_ids):  # ClickHouse has the batch; PostgreSQL has not committed yet
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    services._delete_relayed = die
+    services.outbox_relay_batch()
+    """
+)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_relay_killed_between_insert_and_commit_is_redelivered_and_counted_once(
+    event_log, process_env
+):
+    outbox_rows_create(10)
+
+    dying = subprocess.run(
+        [sys.executable, "-c", _RELAY_DYING_BEFORE_COMMIT],
+        cwd=PROJECT_ROOT,
+        env=process_env,
+        check=False,
+    )
+
+    assert dying.returncode == -9
+    assert OutboxEvent.objects.count() == 10  # its claim died with its connection
+    assert _plain_count(event_log) == 10
+
+    # The same batch again: ClickHouse drops it by its deduplication token.
+    outbox_relay_drain()
+    assert not OutboxEvent.objects.exists()
+    assert _plain_count(event_log) == 10
+    assert event_log_count() == 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_redelivery_in_a_different_batch_still_counts_once(event_log, process_env):
+    outbox_rows_create(10)
+    dying = subprocess.run(
+        [sys.executable, "-c", _RELAY_DYING_BEFORE_COMMIT],
+        cwd=PROJECT_ROOT,
+        env=process_env,
+        check=False,
+    )
+    assert dying.returncode == -9
+    assert _plain_count(event_log) == 10
+    outbox_rows_create(5, event_type="later_event")
+
+    outbox_relay_drain()  # one batch of 15: a new token, so the 10 land twice physically
+
+    assert not OutboxEvent.objects.exists()
+    assert event_log_count() == 15
+    assert clickhouse_client().query(
+        f"SELECT count(), uniqExact(event_id) FROM {event_log} FINAL"
+    ).first_row == (15, 15)
+
+
+@pytest.mark.django_db
+def test_a_poison_event_is_dead_lettered_alone_and_can_be_requeued(event_log, settings):
+    settings.OUTBOX_MAX_ATTEMPTS = 1
+    outbox_rows_create(20)
+    # A row no current code can publish (an older release, a hand edit): ClickHouse's
+    # constraint on event_type rejects it.
+    (poison,) = outbox_rows_create(1, event_type="Not A Valid Type")
+    outbox_rows_create(20, event_type="after_the_poison")
+
+    drained = outbox_relay_drain()
+
+    assert drained.relayed == 40
+    assert drained.dead_lettered == 1
+    assert event_log_count() == 40
+    poison.refresh_from_db()
+    assert poison.is_dead
+    assert poison.attempts == 1
+    assert "VIOLATED_CONSTRAINT" in poison.last_error
+
+    assert outbox_requeue(event_ids=[str(poison.event_id)]) == 1
+    poison.refresh_from_db()
+    assert not poison.is_dead
+    assert poison.attempts == 0
+    assert poison.next_attempt_at <= timezone.now()
+
+
+@pytest.mark.django_db
+def test_requeue_without_a_filter_requeues_nothing(event_log, settings):
+    settings.OUTBOX_MAX_ATTEMPTS = 1
+    outbox_rows_create(1, event_type="Bad Type")
+    outbox_relay_drain()
+
+    assert outbox_requeue() == 0
+    assert outbox_requeue(all_dead=True) == 1
+
+
+@pytest.mark.django_db
+def test_failed_attempts_back_off_exponentially_then_dead_letter(event_log, settings):
+    settings.OUTBOX_MAX_ATTEMPTS = 3
+    settings.OUTBOX_BACKOFF_BASE = 10
+    (row,) = outbox_rows_create(1, event_type="Bad Type")
+
+    delays = []
+    for _attempt in range(3):
+        OutboxEvent.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now())
+        before = timezone.now()
+        outbox_relay_batch()
+        row.refresh_from_db()
+        delays.append((row.next_attempt_at - before).total_seconds())
+
+    # min(10 * 2**attempts, cap) seconds, times a jitter factor in [0.5, 1]
+    assert 5 <= delays[0] <= 10.5
+    assert 10 <= delays[1] <= 20.5
+    assert row.attempts == 3
+    assert row.is_dead
+    assert row.last_error
+
+
+@pytest.mark.django_db
+def test_drain_stops_between_batches_when_asked(event_log):
+    outbox_rows_create(30)
+    batches_done = []
+
+    def stop_after_two() -> bool:
+        batches_done.append(None)
+        return len(batches_done) > 2
+
+    drained = outbox_relay_drain(batch_size=10, should_stop=stop_after_two)
+
+    assert drained.batches == 2
+    assert OutboxEvent.objects.count() == 10
