@@ -28,4 +28,6 @@ loglevel = LOG_LEVEL.lower()
 logger_class = StructlogGunicornLogger
 logconfig_dict = build_logging_config(level=LOG_LEVEL, log_format=LOG_FORMAT)
 proc_name = "die-hard-web"
+# gunicorn's control socket lives under $HOME, which is read-only in the pod; nothing uses it.
+control_socket_disable = True
 configure_structlog()

@@ -46,8 +46,14 @@ def _shared_processors() -> list:
     ]
 
 
+# Celery logs every task received and finished, and beat every tick: with a relay tick each
+# second that drowns everything else, so these speak only from WARNING unless LOG_LEVEL=DEBUG.
+_CHATTY_LOGGERS = ("celery.app.trace", "celery.worker.strategy", "celery.beat")
+
+
 def build_logging_config(*, level: str, log_format: str) -> dict:
     """The stdlib `LOGGING` dict: one handler on the root logger, rendered by structlog."""
+    chatty_level = "DEBUG" if level == "DEBUG" else max(level, "WARNING", key=logging.getLevelName)
     renderer = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
@@ -84,6 +90,7 @@ def build_logging_config(*, level: str, log_format: str) -> dict:
             "gunicorn.error": {"handlers": [], "level": level, "propagate": True},
             "gunicorn.access": {"handlers": [], "level": level, "propagate": True},
             "celery": {"handlers": [], "level": level, "propagate": True},
+            **{name: {"level": chatty_level} for name in _CHATTY_LOGGERS},
         },
     }
 

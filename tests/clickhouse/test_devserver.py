@@ -188,3 +188,15 @@ def test_a_large_insert(client, table):
     assert count(client, table) == 200_000
     unique = client.command("SELECT uniqExact(id) FROM {t:Identifier}", parameters={"t": table})
     assert unique == 200_000
+
+
+def test_rows_the_table_refuses_fail_the_insert_as_on_a_server(client):
+    client.command("DROP TABLE IF EXISTS checked")
+    client.command(
+        "CREATE TABLE checked (name String, CONSTRAINT lowercase CHECK match(name, '^[a-z]+$')) "
+        "ENGINE = MergeTree ORDER BY name"
+    )
+
+    with pytest.raises(DatabaseError, match="Code: 469"):
+        client.insert("checked", [["fine"], ["Not Fine"]], column_names=["name"])
+    assert client.query("SELECT count() FROM checked").first_row[0] == 0

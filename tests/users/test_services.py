@@ -1,6 +1,7 @@
 import pytest
 from django.core.exceptions import ValidationError
 
+from app.outbox.models import OutboxEvent
 from app.users.models import User
 from app.users.services import UserEmailAlreadyRegistered, user_register
 
@@ -87,3 +88,22 @@ def test_user_register_refuses_an_email_already_registered(user_factory, second_
 
     # The failed insert is rolled back to its savepoint: the caller's transaction stays usable.
     assert list(User.objects.values_list("email", flat=True)) == ["hopper@example.com"]
+
+
+def test_user_register_publishes_user_created_in_the_same_transaction():
+    user = user_register(email="Event@Example.com")
+
+    (event,) = OutboxEvent.objects.all()
+    assert event.event_type == "user_created"
+    assert event.payload == {"user_id": user.pk, "email": "event@example.com"}
+
+
+def test_a_refused_registration_publishes_nothing():
+    user_register(email="once@example.com")
+
+    with pytest.raises(UserEmailAlreadyRegistered):
+        user_register(email="ONCE@example.com")
+    with pytest.raises(ValidationError):
+        user_register(email="not-an-email")
+
+    assert OutboxEvent.objects.count() == 1
