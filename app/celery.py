@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_init, worker_shutting_down
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "app.settings")
 
@@ -13,3 +13,20 @@ celery_app.autodiscover_tasks()
 @setup_logging.connect
 def _use_django_logging(**_kwargs) -> None:
     """Keep Celery from installing its own handlers: Django's LOGGING (structlog) applies."""
+
+
+@worker_init.connect
+def _start_worker_health_reporter(**_kwargs) -> None:
+    from app.core.dependencies import DEPENDENCY_CHECKS
+    from app.core.heartbeat import HealthReporter, worker_stop_marker
+
+    worker_stop_marker(os.getpid()).unlink(missing_ok=True)
+    HealthReporter("worker", DEPENDENCY_CHECKS).start()
+
+
+@worker_shutting_down.connect
+def _tell_tasks_to_stop(**_kwargs) -> None:
+    """Running relay tasks stop between batches once this marker exists (see outbox.tasks)."""
+    from app.core.heartbeat import touch, worker_stop_marker
+
+    touch(worker_stop_marker(os.getpid()))

@@ -16,7 +16,7 @@ worker_class = "gthread"
 timeout = env.int("WEB_TIMEOUT", default=30)
 # On SIGTERM, in-flight requests get this long to finish; keep it below the pod's
 # terminationGracePeriodSeconds.
-graceful_timeout = env.int("WEB_GRACEFUL_TIMEOUT", default=25)
+graceful_timeout = env.int("WEB_GRACEFUL_TIMEOUT", default=20)
 keepalive = env.int("WEB_KEEPALIVE", default=5)
 # Recycle workers now and then so a slow leak never grows without bound.
 max_requests = env.int("WEB_MAX_REQUESTS", default=2000)

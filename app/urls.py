@@ -3,6 +3,7 @@ from http import HTTPStatus
 from django.contrib import admin
 from django.urls import path
 
+from app.core import health
 from app.core.api import problem_response
 from app.openapi import openapi_view
 from app.users.views import UserRegistrationView
@@ -11,6 +12,9 @@ urlpatterns = [
     path("api/v1/users/", UserRegistrationView.as_view(), name="user-register"),
     path("api/v1/openapi.json", openapi_view, name="openapi"),
     path("admin/", admin.site.urls),
+    path("healthz/status", health.status, name="health-status"),
+    # Answered by HealthProbeMiddleware first; routed here too so the paths resolve.
+    *(path(probe.lstrip("/"), view) for probe, view in health.PROBES.items()),
 ]
 
 

@@ -6,11 +6,22 @@ set -euo pipefail
 role="${1:-}"
 [ $# -gt 0 ] && shift
 
+# Wait for backing services before exec'ing the role, logging what is awaited. Run in the
+# background so a SIGTERM while waiting (this script may be PID 1) ends the wait at once.
+wait_for() {
+  python manage.py wait_for_dependencies "$@" &
+  local waiter=$!
+  trap 'kill -TERM "$waiter" 2>/dev/null; exit 143' TERM INT
+  wait "$waiter"
+  trap - TERM INT
+}
+
 case "$role" in
   web)
     exec gunicorn --config python:app.gunicorn_conf "$@" app.wsgi
     ;;
   worker)
+    wait_for database broker
     exec celery --quiet --app app worker \
       --queues "${WORKER_QUEUES:-outbox,default}" \
       --concurrency "${WORKER_CONCURRENCY:-2}" \
@@ -19,16 +30,17 @@ case "$role" in
       "$@"
     ;;
   beat)
+    wait_for broker
     exec celery --quiet --app app beat \
       --schedule "${BEAT_SCHEDULE_FILE:-/tmp/celerybeat-schedule}" \
       "$@"
     ;;
   migrate)
-    # PostgreSQL first, then the ClickHouse schema; both are idempotent.
-    python manage.py migrate --noinput "$@"
-    exec python manage.py clickhouse_migrate
+    # Waits for both databases (fails after --timeout), then PostgreSQL and ClickHouse schemas.
+    exec python manage.py migrate_databases "$@"
     ;;
   relay)
+    wait_for database
     exec python manage.py outbox_relay "$@"
     ;;
   manage)

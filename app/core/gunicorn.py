@@ -1,6 +1,8 @@
 import structlog
 from gunicorn.glogging import Logger
 
+from .health import PROBES
+
 access_logger = structlog.get_logger("gunicorn.access")
 
 
@@ -9,6 +11,9 @@ class StructlogGunicornLogger(Logger):
 
     def access(self, resp, req, environ, request_time):
         if not self.cfg.accesslog:
+            return
+        # The kubelet probes every pod every few seconds: log only the probes that fail.
+        if req.path in PROBES and resp.status_code == 200:
             return
         response_headers = dict((name.lower(), value) for name, value in resp.headers)
         access_logger.info(

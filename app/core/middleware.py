@@ -25,3 +25,23 @@ class RequestIdMiddleware:
         response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
         return response
+
+
+class HealthProbeMiddleware:
+    """Answer the Kubernetes probes before any other middleware (see app.core.health).
+
+    The kubelet sends the pod IP as `Host` and speaks plain HTTP: host validation and the HTTPS
+    redirect must not apply to it, and a probe needs no session, user or CSRF token.
+    """
+
+    def __init__(self, get_response):
+        from .health import PROBES
+
+        self.get_response = get_response
+        self.probes = PROBES
+
+    def __call__(self, request):
+        probe = self.probes.get(request.path_info)
+        if probe is not None and request.method in ("GET", "HEAD"):
+            return probe(request)
+        return self.get_response(request)

@@ -1,6 +1,8 @@
 from celery import shared_task
 from django.conf import settings
 
+from app.core.heartbeat import worker_is_stopping
+
 from .services import outbox_relay_drain
 from .wakeup import RELAY_TASK_NAME
 
@@ -14,5 +16,6 @@ from .wakeup import RELAY_TASK_NAME
     soft_time_limit=settings.OUTBOX_RELAY_TIME_BUDGET + 60,
 )
 def outbox_relay() -> int:
-    """Drain the outbox until it is empty or the time budget is spent."""
-    return outbox_relay_drain().relayed
+    """Drain the outbox until it is empty, the time budget is spent or the worker is shutting
+    down (checked between batches, so a SIGTERM never cuts a batch short)."""
+    return outbox_relay_drain(should_stop=worker_is_stopping).relayed

@@ -1,0 +1,84 @@
+"""What the worker and beat write for their exec probes (read by app/core/probe.py).
+
+The worker's main process runs a reporter thread that refreshes a heartbeat file every
+PROBE_INTERVAL seconds and, beside it, the result of checking PostgreSQL, the broker and
+ClickHouse. Beat refreshes its heartbeat from its scheduler loop. Liveness never depends on a
+dependency: a Redis blip must not get a healthy process restarted.
+"""
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+from celery.beat import PersistentScheduler
+
+from .probe import PROBE_DIR, PROBE_INTERVAL, heartbeat_path, readiness_path
+
+logger = structlog.get_logger(__name__)
+
+
+def touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+
+
+def write_atomically(path: Path, content: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(content)
+    partial.replace(path)
+
+
+class HealthReporter(threading.Thread):
+    """Refreshes `role`'s heartbeat, then records which dependencies answer, every interval."""
+
+    def __init__(self, role: str, dependencies: dict[str, Callable[[], None]]):
+        super().__init__(name=f"{role}-health-reporter", daemon=True)
+        self.role = role
+        self.dependencies = dependencies
+        self.stopped = threading.Event()
+        self._last_states: dict[str, str] = {}
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            touch(heartbeat_path(self.role))
+            states = {name: self._check(name, check) for name, check in self.dependencies.items()}
+            write_atomically(readiness_path(self.role), json.dumps(states))
+            self._last_states = states
+            self.stopped.wait(PROBE_INTERVAL)
+
+    def _check(self, name: str, check: Callable[[], None]) -> str:
+        try:
+            check()
+        except Exception as error:
+            # Log on the change only: an outage must not write a line every interval.
+            if self._last_states.get(name) != "unavailable":
+                logger.warning("dependency_unavailable", dependency=name, error=str(error))
+            return "unavailable"
+        if self._last_states.get(name) == "unavailable":
+            logger.info("dependency_available", dependency=name)
+        return "ok"
+
+
+def worker_stop_marker(pid: int) -> Path:
+    return PROBE_DIR / f"worker-{pid}.stopping"
+
+
+def worker_is_stopping() -> bool:
+    """True once the worker running this task was asked to shut down (SIGTERM).
+
+    The marker is written by the worker's main process; a task runs either in it (solo and
+    thread pools) or in a child process of it (prefork).
+    """
+    return worker_stop_marker(os.getppid()).exists() or worker_stop_marker(os.getpid()).exists()
+
+
+class HeartbeatScheduler(PersistentScheduler):
+    """Celery beat's scheduler, refreshing beat's heartbeat on every loop."""
+
+    def tick(self, *args, **kwargs):
+        touch(heartbeat_path("beat"))
+        return super().tick(*args, **kwargs)
