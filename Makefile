@@ -68,3 +68,36 @@ worker: install ## Run a worker (celery worker)
 .PHONY: beat
 beat: install ## Run the scheduler (celery beat, exactly one)
 	$(ENTRYPOINT) beat
+
+##@ Deployment (helm and kubectl come from dev-dependency wheels: scripts/helm.py)
+
+IMAGE ?= die-hard
+VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
+CHART := charts/die-hard
+HELM := python scripts/helm.py
+
+.PHONY: image
+image: ## Build the image die-hard:<version> from docker/Dockerfile (needs Docker)
+	docker build --file docker/Dockerfile --build-arg APP_VERSION=$(VERSION) \
+		--tag $(IMAGE):$(VERSION) .
+
+.PHONY: chart-lint
+chart-lint: install ## Lint the Helm chart strictly with Helm 4 and 3, for its defaults and every ci/ scenario
+	for helm in "$(HELM)" "$(HELM) --helm3"; do \
+		$$helm lint --strict $(CHART); \
+		for values in $(CHART)/ci/*-values.yaml; do $$helm lint --strict $(CHART) --values $$values; done; \
+	done
+
+.PHONY: chart-docs
+chart-docs: install ## Regenerate the values table of charts/die-hard/README.md from values.yaml
+	python scripts/chart_docs.py
+
+.PHONY: k8s
+k8s: install ## Regenerate k8s/ (plain manifests for kubectl apply -k) from the chart
+	python scripts/k8s_manifests.py
+
+##@ Benchmarks
+
+.PHONY: bench
+bench: install services ## Run every benchmark side by side (~10 min); results in bench/results/
+	python -m bench

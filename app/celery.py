@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import setup_logging, worker_init, worker_shutting_down
+from celery.signals import beat_init, setup_logging, worker_init, worker_shutting_down
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "app.settings")
 
@@ -30,3 +30,10 @@ def _tell_tasks_to_stop(**_kwargs) -> None:
     from app.core.heartbeat import touch, worker_stop_marker
 
     touch(worker_stop_marker(os.getpid()))
+
+
+@beat_init.connect
+def _start_beat_health_reporter(**_kwargs) -> None:
+    from app.core.heartbeat import HealthReporter
+
+    HealthReporter("beat", dependencies={}).start()

@@ -11,6 +11,16 @@ _clients: dict[tuple[int, str], Client] = {}
 _clients_lock = threading.Lock()
 
 
+def _reset_lock_in_child() -> None:
+    # A fork while another thread held the lock (the worker's health reporter connecting, as
+    # Celery forks its pool) would leave the child's copy locked forever.
+    global _clients_lock
+    _clients_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_lock_in_child)
+
+
 def clickhouse_client_for_url(url: str, *, database: str | None) -> Client:
     """A new client for `url`: `http(s)://user:password@host:port/` or `chdb://<path>`."""
     if url.startswith("chdb:"):

@@ -32,7 +32,8 @@ def check_broker() -> None:
 
 
 def check_clickhouse() -> None:
-    if not clickhouse_client().ping():
+    # The server, not the event database: the migrate role waits here before creating it.
+    if not clickhouse_client(database="default").ping():
         raise ConnectionError("ClickHouse did not answer the ping")
 
 

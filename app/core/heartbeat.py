@@ -1,9 +1,10 @@
 """What the worker and beat write for their exec probes (read by app/core/probe.py).
 
-The worker's main process runs a reporter thread that refreshes a heartbeat file every
-PROBE_INTERVAL seconds and, beside it, the result of checking PostgreSQL, the broker and
-ClickHouse. Beat refreshes its heartbeat from its scheduler loop. Liveness never depends on a
-dependency: a Redis blip must not get a healthy process restarted.
+The main process of the worker (and of beat) runs a reporter thread that refreshes a heartbeat
+file every PROBE_INTERVAL seconds; the worker's also records, beside it, whether PostgreSQL, the
+broker and ClickHouse answer. The heartbeat is deliberately not tied to the broker connection
+(beat's loop, for one, blocks while Redis is away): liveness never depends on a dependency, so a
+Redis blip cannot get a healthy process restarted.
 """
 
 import json
@@ -13,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import structlog
-from celery.beat import PersistentScheduler
 
 from .probe import PROBE_DIR, PROBE_INTERVAL, heartbeat_path, readiness_path
 
@@ -45,9 +45,12 @@ class HealthReporter(threading.Thread):
     def run(self) -> None:
         while not self.stopped.is_set():
             touch(heartbeat_path(self.role))
-            states = {name: self._check(name, check) for name, check in self.dependencies.items()}
-            write_atomically(readiness_path(self.role), json.dumps(states))
-            self._last_states = states
+            if self.dependencies:
+                states = {
+                    name: self._check(name, check) for name, check in self.dependencies.items()
+                }
+                write_atomically(readiness_path(self.role), json.dumps(states))
+                self._last_states = states
             self.stopped.wait(PROBE_INTERVAL)
 
     def _check(self, name: str, check: Callable[[], None]) -> str:
@@ -74,11 +77,3 @@ def worker_is_stopping() -> bool:
     thread pools) or in a child process of it (prefork).
     """
     return worker_stop_marker(os.getppid()).exists() or worker_stop_marker(os.getpid()).exists()
-
-
-class HeartbeatScheduler(PersistentScheduler):
-    """Celery beat's scheduler, refreshing beat's heartbeat on every loop."""
-
-    def tick(self, *args, **kwargs):
-        touch(heartbeat_path("beat"))
-        return super().tick(*args, **kwargs)

@@ -63,11 +63,11 @@ CHECKS = {
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0] not in CHECKS:
-        print(f"usage: python -m app.core.probe {{{','.join(CHECKS)}}}", file=sys.stderr)
+        sys.stderr.write(f"usage: python -m app.core.probe {{{','.join(CHECKS)}}}\n")
         return 64
     problem = CHECKS[argv[0]]()
     if problem:
-        print(f"{argv[0]}: {problem}", file=sys.stderr)
+        sys.stderr.write(f"{argv[0]}: {problem}\n")
         return 1
     return 0
 

@@ -124,7 +124,10 @@ def outbox_relay_drain(
     time_budget = settings.OUTBOX_RELAY_TIME_BUDGET if time_budget is None else time_budget
     deadline = time.monotonic() + time_budget
     drained = RelayDrainResult()
-    while not should_stop():
+    while True:
+        if should_stop():
+            logger.info("outbox_relay_stopping", batches=drained.batches, relayed=drained.relayed)
+            break
         batch = outbox_relay_batch(batch_size=batch_size)
         if batch.claimed == 0:
             break

@@ -24,22 +24,19 @@ class _RelayWaker:
         self._requested = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._thread_pid: int | None = None
 
     def request(self) -> None:
         self._ensure_thread()
         self._requested.set()
 
     def _ensure_thread(self) -> None:
-        # A forked child (gunicorn, celery prefork) inherits no running thread: start its own.
-        if self._thread_pid == os.getpid() and self._thread and self._thread.is_alive():
+        if self._thread is not None:
             return
         with self._lock:
-            if self._thread_pid != os.getpid() or not (self._thread and self._thread.is_alive()):
+            if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="outbox-relay-waker", daemon=True
                 )
-                self._thread_pid = os.getpid()
                 self._thread.start()
 
     def _run(self) -> None:
@@ -61,6 +58,9 @@ class _RelayWaker:
 
 
 _waker = _RelayWaker()
+# A forked child gets a fresh waker: the parent's thread is not running there, and its lock may
+# have been copied while held.
+os.register_at_fork(after_in_child=lambda: globals().update(_waker=_RelayWaker()))
 
 
 def relay_wakeup_after_commit(*, using: str) -> None:

@@ -18,9 +18,7 @@ CELERY_TIMEZONE = "UTC"
 # Retry the broker forever at start: a worker started before Redis waits (and says so) instead
 # of crash-looping.
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
-# Beat refreshes its liveness heartbeat from its loop, so the loop must turn at least this often.
-CELERY_BEAT_SCHEDULER = "app.core.heartbeat:HeartbeatScheduler"
-CELERY_BEAT_MAX_LOOP_INTERVAL = env.float("PROBE_INTERVAL", default=10.0)
+
 CELERY_TASK_ROUTES = {"outbox.*": {"queue": OUTBOX_QUEUE}}
 CELERY_BEAT_SCHEDULE = {
     "outbox-relay": {

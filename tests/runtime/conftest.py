@@ -50,6 +50,8 @@ class RoleProcess:
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            # Its own process group, so that kill_container() reaches the children too.
+            start_new_session=True,
         )
 
     @property
@@ -61,6 +63,11 @@ class RoleProcess:
 
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
+
+    def kill_container(self) -> None:
+        """SIGKILL every process of the role at once, as when its container is killed."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
     def wait(self, timeout: float) -> int:
         return self.process.wait(timeout=timeout)

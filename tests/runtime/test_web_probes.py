@@ -60,7 +60,7 @@ def test_postgresql_down_fails_readiness_only(web, proxies):
         "/healthz/startup": 200,
         "/healthz/ready": 503,
     }
-    status, body, _ = request(web, "/healthz/ready")
+    _status, body, _headers = request(web, "/healthz/ready")
     assert body.startswith("database: unavailable\n")  # no host or port in production
 
     proxies["postgres"].restore()

@@ -1,0 +1,240 @@
+{{/* The chart name, or nameOverride. */}}
+{{- define "die-hard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The resource name prefix: fullnameOverride, or `<release>-<chart>` (just the release name when
+it already contains the chart name), at most 63 characters.
+*/}}
+{{- define "die-hard.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* `<fullname>-<component>`; the prefix is shortened so the whole stays within 63. */}}
+{{- define "die-hard.componentName" -}}
+{{- $prefix := include "die-hard.fullname" .context | trunc (int (sub 62 (len .component))) | trimSuffix "-" }}
+{{- printf "%s-%s" $prefix .component }}
+{{- end }}
+
+{{- define "die-hard.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Selector labels: name, instance and component only (never the version: selectors are immutable). */}}
+{{- define "die-hard.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "die-hard.name" .context }}
+app.kubernetes.io/instance: {{ .context.Release.Name }}
+{{- if .component }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+{{- end }}
+
+{{/* Labels of every object: call with (dict "context" $ "component" "web"); component may be empty. */}}
+{{- define "die-hard.labels" -}}
+helm.sh/chart: {{ include "die-hard.chart" .context }}
+{{ include "die-hard.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "die-hard.imageTag" .context | quote }}
+app.kubernetes.io/part-of: die-hard
+app.kubernetes.io/managed-by: {{ .context.Release.Service }}
+{{- end }}
+
+{{/* The image tag: image.tag, else the chart's appVersion; `latest` is refused. */}}
+{{- define "die-hard.imageTag" -}}
+{{- $tag := toString (default .Chart.AppVersion .Values.image.tag) }}
+{{- if or (not $tag) (eq $tag "latest") }}
+{{- fail "image.tag must name a version (not empty, not `latest`): set image.tag or the chart's appVersion" }}
+{{- end }}
+{{- $tag }}
+{{- end }}
+
+{{- define "die-hard.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s:%s@%s" .Values.image.repository (include "die-hard.imageTag" .) .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (include "die-hard.imageTag" .) }}
+{{- end }}
+{{- end }}
+
+{{- define "die-hard.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "die-hard.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret the pods read: existingSecret, or the chart's own. */}}
+{{- define "die-hard.secretName" -}}
+{{- default (include "die-hard.fullname" .) .Values.existingSecret }}
+{{- end }}
+
+{{/* The web Service's in-cluster names, always in ALLOWED_HOSTS. */}}
+{{- define "die-hard.webServiceHosts" -}}
+{{- $service := include "die-hard.componentName" (dict "context" . "component" "web") }}
+{{- $hosts := list $service (printf "%s.%s.svc" $service .Release.Namespace) (printf "%s.%s.svc.cluster.local" $service .Release.Namespace) }}
+{{- join "," $hosts }}
+{{- end }}
+
+{{/* ALLOWED_HOSTS: config.ALLOWED_HOSTS, the ingress hosts and the web Service's names. */}}
+{{- define "die-hard.allowedHosts" -}}
+{{- $hosts := list }}
+{{- range (splitList "," (toString .Values.config.ALLOWED_HOSTS)) }}
+{{- if trim . }}{{ $hosts = append $hosts (trim .) }}{{ end }}
+{{- end }}
+{{- if .Values.ingress.enabled }}
+{{- range .Values.ingress.hosts }}
+{{- $hosts = append $hosts .host }}
+{{- end }}
+{{- end }}
+{{- $hosts = concat $hosts (splitList "," (include "die-hard.webServiceHosts" .)) }}
+{{- join "," (uniq $hosts) }}
+{{- end }}
+
+{{/*
+The migrate Job's name: `<fullname>-migrate-<hash of the image and the configuration>`, so each
+new version (or configuration) gets its own Job and an unchanged upgrade keeps the finished one.
+*/}}
+{{- define "die-hard.migrateJobName" -}}
+{{- $version := printf "%s\n%s" (include "die-hard.image" .) (include "die-hard.configChecksum" .) | sha256sum | trunc 10 }}
+{{- printf "%s-%s" (include "die-hard.componentName" (dict "context" . "component" "migrate") | trunc 52 | trimSuffix "-") $version }}
+{{- end }}
+
+{{/* Changes whenever the shared configuration changes, so pods roll on a config change. */}}
+{{- define "die-hard.configChecksum" -}}
+{{- $config := include (print .Template.BasePath "/configmap.yaml") . }}
+{{- $secret := ternary (printf "existingSecret=%s" .Values.existingSecret) (include (print .Template.BasePath "/secret.yaml") .) (ne .Values.existingSecret "") }}
+{{- printf "%s\n---\n%s" $config $secret | sha256sum }}
+{{- end }}
+
+{{/* Pod metadata of every workload: (dict "context" $ "component" "web"). */}}
+{{- define "die-hard.podMetadata" -}}
+labels:
+  {{- include "die-hard.selectorLabels" . | nindent 2 }}
+  app.kubernetes.io/version: {{ include "die-hard.imageTag" .context | quote }}
+  app.kubernetes.io/part-of: die-hard
+  {{- with .context.Values.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+annotations:
+  checksum/config: {{ include "die-hard.configChecksum" .context }}
+  {{- with .context.Values.podAnnotations }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
+
+{{/* Pod spec fields shared by every workload (service account, security, scheduling). */}}
+{{- define "die-hard.podCommon" -}}
+serviceAccountName: {{ include "die-hard.serviceAccountName" . }}
+automountServiceAccountToken: false
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Spread a component's pods over nodes and zones, never blocking scheduling. */}}
+{{- define "die-hard.topologySpread" -}}
+topologySpreadConstraints:
+{{- range .context.Values.topologySpread.topologyKeys }}
+  - maxSkew: 1
+    topologyKey: {{ . }}
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "die-hard.selectorLabels" $ | nindent 8 }}
+{{- end }}
+{{- end }}
+
+{{/* The writable /tmp of every pod (the root filesystem is read-only). */}}
+{{- define "die-hard.volumes" -}}
+volumes:
+  - name: tmp
+    emptyDir:
+      sizeLimit: {{ .Values.tmpSizeLimit }}
+{{- end }}
+
+{{- define "die-hard.containerImage" -}}
+image: {{ include "die-hard.image" . }}
+imagePullPolicy: {{ .Values.image.pullPolicy }}
+{{- end }}
+
+{{/* Container fields shared by every die-hard container: the shared env, security, /tmp. */}}
+{{- define "die-hard.containerCommon" -}}
+envFrom:
+  - configMapRef:
+      name: {{ include "die-hard.fullname" . }}
+  - secretRef:
+      name: {{ include "die-hard.secretName" . }}
+securityContext:
+  {{- toYaml .Values.securityContext | nindent 2 }}
+volumeMounts:
+  - name: tmp
+    mountPath: /tmp
+{{- end }}
+
+{{/* An init container that waits until every migration of this image is applied. */}}
+{{- define "die-hard.waitForMigrations" -}}
+initContainers:
+  - name: wait-for-migrations
+    {{- include "die-hard.containerImage" . | nindent 4 }}
+    command:
+      - /bin/sh
+      - -c
+      - |
+        until /app/docker/entrypoint.sh manage migrate --check --verbosity 0; do
+          echo "waiting for the migrate Job to apply this version's migrations"
+          sleep 5
+        done
+    env:
+      - name: APP_VERSION
+        value: {{ include "die-hard.imageTag" . | quote }}
+    resources:
+      {{- toYaml .Values.migrations.resources | nindent 6 }}
+    {{- include "die-hard.containerCommon" . | nindent 4 }}
+{{- end }}
+
+{{/* An exec probe running `python -m app.core.probe CHECK`: (dict "check" "worker-live" "timing" ...). */}}
+{{- define "die-hard.execProbe" -}}
+exec:
+  command:
+    - python
+    - -m
+    - app.core.probe
+    - {{ .check }}
+{{- toYaml .timing | nindent 0 }}
+{{- end }}
+
+{{/* An HTTP probe of the web role: (dict "path" "/healthz/live" "timing" ...). */}}
+{{- define "die-hard.httpProbe" -}}
+httpGet:
+  path: {{ .path }}
+  port: http
+{{- toYaml .timing | nindent 0 }}
+{{- end }}
