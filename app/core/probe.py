@@ -7,7 +7,9 @@ Exit status 0 means healthy; otherwise one line on stderr says why.
     worker-live    the worker's heartbeat is fresh (its main process is alive and responsive)
     worker-ready   the worker's last dependency check (PostgreSQL, broker, ClickHouse) passed
                    and is fresh
-    beat-live      beat's scheduler loop ticked recently
+    beat-live      beat's heartbeat is fresh
+    relay-live     the foreground relay's (`manage.py outbox_relay`) heartbeat is fresh
+    relay-ready    the relay's last check of PostgreSQL and ClickHouse passed and is fresh
 """
 
 import json
@@ -58,6 +60,8 @@ CHECKS = {
     "worker-live": lambda: check_fresh(heartbeat_path("worker")),
     "worker-ready": lambda: check_ready(readiness_path("worker")),
     "beat-live": lambda: check_fresh(heartbeat_path("beat")),
+    "relay-live": lambda: check_fresh(heartbeat_path("relay")),
+    "relay-ready": lambda: check_ready(readiness_path("relay")),
 }
 
 

@@ -79,7 +79,10 @@ def _wait_for(condition, *, timeout: float) -> bool:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_the_relay_loop_relays_and_stops_cleanly_on_a_signal(event_log, process_env, stop_signal):
+def test_the_relay_loop_relays_and_stops_cleanly_on_a_signal(
+    event_log, process_env, stop_signal, tmp_path
+):
+    process_env = {**process_env, "PROBE_DIR": str(tmp_path), "PROBE_INTERVAL": "1"}
     relay = subprocess.Popen(
         [sys.executable, "manage.py", "outbox_relay", "--interval", "0.2"],
         cwd=PROJECT_ROOT,
@@ -90,6 +93,14 @@ def test_the_relay_loop_relays_and_stops_cleanly_on_a_signal(event_log, process_
     try:
         outbox_rows_create(30)
         assert _wait_for(lambda: not OutboxEvent.objects.exists(), timeout=30)
+        for check in ("relay-live", "relay-ready"):
+            probe = subprocess.run(
+                [sys.executable, "-m", "app.core.probe", check],
+                cwd=PROJECT_ROOT,
+                env=process_env,
+                check=False,
+            )
+            assert probe.returncode == 0, check
 
         relay.send_signal(stop_signal)
         relay.wait(timeout=10)

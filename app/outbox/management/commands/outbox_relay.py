@@ -5,6 +5,8 @@ import sentry_sdk
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from app.core.dependencies import check_clickhouse, check_database
+from app.core.heartbeat import HealthReporter
 from app.outbox.services import outbox_relay_drain
 
 
@@ -33,6 +35,10 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
+        # For the relay role's exec probes (`python -m app.core.probe relay-live|relay-ready`).
+        HealthReporter(
+            "relay", dependencies={"database": check_database, "clickhouse": check_clickhouse}
+        ).start()
 
         while not stopping.is_set():
             with sentry_sdk.start_transaction(op="queue.process", name="outbox_relay"):
