@@ -9,11 +9,14 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import clickhouse_connect
 import pytest
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
+
+from tests.support.clickhouse import running_devserver
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATABASE = "devserver_test"
@@ -40,29 +43,8 @@ _INSERTER = textwrap.dedent(
 @pytest.fixture(scope="module")
 def devserver(tmp_path_factory) -> Iterator[int]:
     """A devserver process on a free port; yields the port. Must stop cleanly on SIGTERM."""
-    tmp = tmp_path_factory.mktemp("devserver")
-    with (tmp / "stderr.log").open("w+") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app.clickhouse.devserver", "--path", str(tmp / "data"),
-             "--host", "127.0.0.1", "--port", "0"],
-            cwd=PROJECT_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )  # fmt: skip
-        try:
-            first_line = process.stdout.readline()
-            assert first_line.startswith("listening 127.0.0.1:"), (first_line, stderr.read())
-            yield int(first_line.rsplit(":", 1)[1])
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        stderr.seek(0)
-        assert process.returncode == 0, stderr.read()
+    with running_devserver(tmp_path_factory.mktemp("devserver") / "data") as url:
+        yield urlsplit(url).port
 
 
 def connect(port: int, **options) -> Client:

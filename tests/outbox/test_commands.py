@@ -68,6 +68,12 @@ def test_outbox_relay_once_drains_the_outbox(event_log):
     assert event_log_count() == 50
 
 
+def _probe(check: str, env: dict[str, str]) -> int:
+    return subprocess.run(
+        [sys.executable, "-m", "app.core.probe", check], cwd=PROJECT_ROOT, env=env, check=False
+    ).returncode
+
+
 def _wait_for(condition, *, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -94,13 +100,7 @@ def test_the_relay_loop_relays_and_stops_cleanly_on_a_signal(
         outbox_rows_create(30)
         assert _wait_for(lambda: not OutboxEvent.objects.exists(), timeout=30)
         for check in ("relay-live", "relay-ready"):
-            probe = subprocess.run(
-                [sys.executable, "-m", "app.core.probe", check],
-                cwd=PROJECT_ROOT,
-                env=process_env,
-                check=False,
-            )
-            assert probe.returncode == 0, check
+            assert _wait_for(lambda check=check: _probe(check, process_env) == 0, timeout=10), check
 
         relay.send_signal(stop_signal)
         relay.wait(timeout=10)

@@ -118,22 +118,26 @@ _RELAY_DYING_BEFORE_COMMIT = textwrap.dedent(
 )
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_relay_killed_between_insert_and_commit_is_redelivered_and_counted_once(
-    event_log, process_env
-):
-    outbox_rows_create(10)
-
+def _kill_a_relay_between_insert_and_commit(process_env, event_log) -> None:
     dying = subprocess.run(
         [sys.executable, "-c", _RELAY_DYING_BEFORE_COMMIT],
         cwd=PROJECT_ROOT,
         env=process_env,
         check=False,
     )
-
     assert dying.returncode == -9
-    assert OutboxEvent.objects.count() == 10  # its claim died with its connection
     assert _plain_count(event_log) == 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_relay_killed_between_insert_and_commit_is_redelivered_and_counted_once(
+    event_log, process_env
+):
+    outbox_rows_create(10)
+
+    _kill_a_relay_between_insert_and_commit(process_env, event_log)
+
+    assert OutboxEvent.objects.count() == 10  # its claim died with its connection
 
     # The same batch again: ClickHouse drops it by its deduplication token.
     outbox_relay_drain()
@@ -145,14 +149,7 @@ def test_a_relay_killed_between_insert_and_commit_is_redelivered_and_counted_onc
 @pytest.mark.django_db(transaction=True)
 def test_a_redelivery_in_a_different_batch_still_counts_once(event_log, process_env):
     outbox_rows_create(10)
-    dying = subprocess.run(
-        [sys.executable, "-c", _RELAY_DYING_BEFORE_COMMIT],
-        cwd=PROJECT_ROOT,
-        env=process_env,
-        check=False,
-    )
-    assert dying.returncode == -9
-    assert _plain_count(event_log) == 10
+    _kill_a_relay_between_insert_and_commit(process_env, event_log)
     outbox_rows_create(5, event_type="later_event")
 
     outbox_relay_drain()  # one batch of 15: a new token, so the 10 land twice physically

@@ -13,23 +13,17 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 @contextmanager
 def running_devserver(data_dir: Path, *, port: int = 0) -> Iterator[str]:
-    """Start the embedded-engine HTTP front on `port` (0: any free one); yields its URL."""
+    """Start the embedded-engine HTTP front on `port` (0: any free one); yields its URL.
+
+    On leaving, the front gets SIGTERM and must exit cleanly.
+    """
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "app.clickhouse.devserver",
-            "--path",
-            str(data_dir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        [sys.executable, "-m", "app.clickhouse.devserver", "--path", str(data_dir),
+         "--host", "127.0.0.1", "--port", str(port)],
         cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
         text=True,
-    )
+    )  # fmt: skip
     try:
         first_line = process.stdout.readline().split()
         if first_line[:1] != ["listening"]:
@@ -42,3 +36,5 @@ def running_devserver(data_dir: Path, *, port: int = 0) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    if process.returncode != 0:
+        raise RuntimeError(f"devserver exited with {process.returncode} on SIGTERM")
