@@ -10,6 +10,7 @@ Redis blip cannot get a healthy process restarted.
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,11 +40,10 @@ class HealthReporter(threading.Thread):
         super().__init__(name=f"{role}-health-reporter", daemon=True)
         self.role = role
         self.dependencies = dependencies
-        self.stopped = threading.Event()
         self._last_states: dict[str, str] = {}
 
     def run(self) -> None:
-        while not self.stopped.is_set():
+        while True:
             touch(heartbeat_path(self.role))
             if self.dependencies:
                 states = {
@@ -51,7 +51,7 @@ class HealthReporter(threading.Thread):
                 }
                 write_atomically(readiness_path(self.role), json.dumps(states))
                 self._last_states = states
-            self.stopped.wait(PROBE_INTERVAL)
+            time.sleep(PROBE_INTERVAL)
 
     def _check(self, name: str, check: Callable[[], None]) -> str:
         try:

@@ -10,7 +10,7 @@ row, and a relay killed at any point loses nothing: its locks die with its conne
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import sentry_sdk
@@ -67,7 +67,6 @@ class RelayDrainResult:
     relayed: int = 0
     failed: int = 0
     dead_lettered: int = 0
-    batch_results: list[RelayBatchResult] = field(default_factory=list, repr=False)
 
 
 def outbox_relay_batch(*, batch_size: int | None = None) -> RelayBatchResult:
@@ -135,7 +134,6 @@ def outbox_relay_drain(
         drained.relayed += batch.relayed
         drained.failed += batch.failed
         drained.dead_lettered += batch.dead_lettered
-        drained.batch_results.append(batch)
         # Nothing went through: ClickHouse is down or every due row is poison. Leave the rest
         # to their backoff instead of hammering ClickHouse.
         if batch.relayed == 0 or time.monotonic() >= deadline:
