@@ -30,7 +30,9 @@ class EventLogClient:
             )
             for event in events
         ]
-        with transaction.atomic(using=self.using):
+        # No savepoint: inside the caller's transaction an event that cannot be written must
+        # fail that whole transaction, and it saves two round trips per publish.
+        with transaction.atomic(using=self.using, savepoint=False):
             OutboxEvent.objects.using(self.using).bulk_create(rows)
             relay_wakeup_after_commit(using=self.using)
         return rows
