@@ -99,5 +99,5 @@ k8s: install ## Regenerate k8s/ (plain manifests for kubectl apply -k) from the 
 ##@ Benchmarks
 
 .PHONY: bench
-bench: install services ## Run every benchmark side by side (~10 min); results in bench/results/
+bench: install services ## Run every benchmark side by side (~8 min); results in bench/results/
 	python -m bench
