@@ -18,6 +18,8 @@ wait_for() {
 
 case "$role" in
   web)
+    # gunicorn itself reads WEB_CONCURRENCY and fails on an empty one; empty means unset here.
+    [ -n "${WEB_CONCURRENCY:-}" ] || unset WEB_CONCURRENCY
     exec gunicorn --config python:app.gunicorn_conf "$@" app.wsgi
     ;;
   worker)

@@ -95,3 +95,9 @@ def test_a_commit_leads_to_exactly_one_clickhouse_row_at_the_original_time(event
         )
     ]
     assert not OutboxEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_publishing_nothing_writes_nothing():
+    assert EventLogClient().publish() == []
+    assert not OutboxEvent.objects.exists()

@@ -36,5 +36,6 @@ def running_devserver(data_dir: Path, *, port: int = 0) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        process.stdout.close()
     if process.returncode != 0:
         raise RuntimeError(f"devserver exited with {process.returncode} on SIGTERM")
