@@ -46,7 +46,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tests.runtime.conftest import free_port
+from tests.support.processes import free_port
 
 from .conftest import PROJECT_ROOT
 from .test_docker import dockerfile_instructions

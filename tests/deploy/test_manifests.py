@@ -2,8 +2,6 @@
 
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 from django.core.management import get_commands, load_command_class
@@ -11,6 +9,7 @@ from django.test import Client
 from django.urls import Resolver404, resolve
 
 from app.core import health, probe
+from tests.support.processes import probe_exit_code
 
 from .conftest import (
     PRODUCTION_SCENARIOS,
@@ -149,15 +148,7 @@ def test_exec_probe_commands_tell_healthy_from_stale(tmp_path):
     """The probe commands the chart runs: unhealthy without the files, healthy when fresh."""
     environment = {**os.environ, "PROBE_DIR": str(tmp_path)}
     for check in ("worker-live", "worker-ready", "beat-live"):
-        failing = subprocess.run(
-            [sys.executable, "-m", "app.core.probe", check],
-            env=environment,
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert failing.returncode == 1, failing.stderr
+        assert probe_exit_code(check, environment) == 1, check
     # The files the running processes write, named by the module itself.
     for role in ("worker", "beat"):
         (tmp_path / probe.heartbeat_path(role).name).touch()
@@ -165,15 +156,7 @@ def test_exec_probe_commands_tell_healthy_from_stale(tmp_path):
         '{"database": "ok", "broker": "ok", "clickhouse": "ok"}'
     )
     for check in ("worker-live", "worker-ready", "beat-live"):
-        healthy = subprocess.run(
-            [sys.executable, "-m", "app.core.probe", check],
-            env=environment,
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert healthy.returncode == 0, healthy.stderr
+        assert probe_exit_code(check, environment) == 0, check
 
 
 def test_every_container_starts_an_entrypoint_role_with_valid_arguments(documents):

@@ -2,7 +2,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from io import StringIO
 
 import pytest
@@ -11,6 +10,7 @@ from django.core.management import CommandError, call_command
 from app.clickhouse.event_log import event_log_count
 from app.outbox.models import OutboxEvent
 from tests.support.clickhouse import PROJECT_ROOT
+from tests.support.processes import probe_exit_code, wait_until
 
 from .factories import outbox_rows_create
 
@@ -68,21 +68,6 @@ def test_outbox_relay_once_drains_the_outbox(event_log):
     assert event_log_count() == 50
 
 
-def _probe(check: str, env: dict[str, str]) -> int:
-    return subprocess.run(
-        [sys.executable, "-m", "app.core.probe", check], cwd=PROJECT_ROOT, env=env, check=False
-    ).returncode
-
-
-def _wait_for(condition, *, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_the_relay_loop_relays_and_stops_cleanly_on_a_signal(
@@ -98,9 +83,11 @@ def test_the_relay_loop_relays_and_stops_cleanly_on_a_signal(
     )
     try:
         outbox_rows_create(30)
-        assert _wait_for(lambda: not OutboxEvent.objects.exists(), timeout=30)
+        assert wait_until(lambda: not OutboxEvent.objects.exists(), timeout=30)
         for check in ("relay-live", "relay-ready"):
-            assert _wait_for(lambda check=check: _probe(check, process_env) == 0, timeout=10), check
+            assert wait_until(
+                lambda check=check: probe_exit_code(check, process_env) == 0, timeout=10
+            ), check
 
         relay.send_signal(stop_signal)
         relay.wait(timeout=10)

@@ -4,9 +4,7 @@ CuttableProxy so a test can make it unreachable."""
 
 import os
 import signal
-import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,25 +14,11 @@ from django.db import connection
 
 from tests.support.clickhouse import PROJECT_ROOT
 from tests.support.fixtures import TEST_CLICKHOUSE_DATABASE
+from tests.support.processes import free_port
 from tests.support.proxy import CuttableProxy
 
 ENTRYPOINT = PROJECT_ROOT / "docker" / "entrypoint.sh"
 STRONG_SECRET_KEY = "k7Qm2vX9pL4wR8tZ1nB6cY3hJ5dF0gS7aE2uI9oP4lK8mN1qW6xV3zT5rY0bH2jG"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until(condition: Callable[[], bool], *, timeout: float, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return condition()
 
 
 class RoleProcess:
@@ -143,14 +127,3 @@ def start_role(tmp_path) -> Iterator[Callable[..., RoleProcess]]:
     yield start
     for process in started:
         process.stop()
-
-
-def probe_exit_code(check: str, env: dict[str, str]) -> int:
-    """Run an exec probe exactly as the kubelet would (`python -m app.core.probe CHECK`)."""
-    return subprocess.run(
-        ["python", "-m", "app.core.probe", check],
-        cwd=PROJECT_ROOT,
-        env=env,
-        check=False,
-        capture_output=True,
-    ).returncode

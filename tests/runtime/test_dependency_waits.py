@@ -6,8 +6,9 @@ import pytest
 from django.db import connection
 
 from app.clickhouse.client import clickhouse_client
+from tests.support.processes import probe_exit_code, wait_until
 
-from .conftest import ENTRYPOINT, PROJECT_ROOT, probe_exit_code, wait_until
+from .conftest import ENTRYPOINT, PROJECT_ROOT
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ from app.outbox.models import OutboxEvent
 from app.outbox.services import outbox_relay_drain
 from app.users.models import User
 from tests.outbox.factories import outbox_rows_create
-
-from .conftest import probe_exit_code, wait_until
+from tests.support.processes import probe_exit_code, wait_until
 
 SECURE = {"Host": "api.example.com", "X-Forwarded-Proto": "https"}
 

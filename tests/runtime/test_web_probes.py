@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from .conftest import wait_until
+from tests.support.processes import wait_until
 
 POD_IP_HOST = "10.1.2.3:8000"
 PROBES = ("/healthz/live", "/healthz/startup", "/healthz/ready")

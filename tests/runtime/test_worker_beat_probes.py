@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from .conftest import probe_exit_code, wait_until
+from tests.support.processes import probe_exit_code, wait_until
 
 
 @pytest.fixture
