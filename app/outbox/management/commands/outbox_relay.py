@@ -33,17 +33,23 @@ class Command(BaseCommand):
             self.stderr.write(f"outbox_relay: {signal.Signals(signum).name}, stopping")
             stopping.set()
 
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
-        # For the relay role's exec probes (`python -m app.core.probe relay-live|relay-ready`).
-        HealthReporter(
-            "relay", dependencies={"database": check_database, "clickhouse": check_clickhouse}
-        ).start()
-
-        while not stopping.is_set():
-            with sentry_sdk.start_transaction(op="queue.process", name="outbox_relay"):
-                drained = outbox_relay_drain(batch_size=batch_size, should_stop=stopping.is_set)
-            if once:
-                break
-            if drained.relayed == 0:
-                stopping.wait(interval)
+        previous_handlers = {
+            signum: signal.signal(signum, request_stop)
+            for signum in (signal.SIGTERM, signal.SIGINT)
+        }
+        if not once:
+            # For the relay role's exec probes (`python -m app.core.probe relay-live|relay-ready`).
+            HealthReporter(
+                "relay", dependencies={"database": check_database, "clickhouse": check_clickhouse}
+            ).start()
+        try:
+            while not stopping.is_set():
+                with sentry_sdk.start_transaction(op="queue.process", name="outbox_relay"):
+                    drained = outbox_relay_drain(batch_size=batch_size, should_stop=stopping.is_set)
+                if once:
+                    break
+                if drained.relayed == 0:
+                    stopping.wait(interval)
+        finally:
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
