@@ -46,9 +46,15 @@ test: install services lint ## Run the linter and the whole test suite against r
 	pytest
 
 .PHONY: lint
-lint: install ## Check style and formatting with ruff
+lint: install ## Check style (ruff), the layers (import-linter) and types (mypy)
 	ruff check .
 	ruff format --check .
+	lint-imports
+	mypy
+
+.PHONY: config-docs
+config-docs: install ## Regenerate docs/configuration.md from the settings declarations
+	python -m scripts.config_docs
 
 .PHONY: fmt
 fmt: install ## Format the code and fix what ruff can fix
@@ -74,7 +80,7 @@ beat: install ## Run the scheduler (celery beat, exactly one)
 IMAGE ?= die-hard
 VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
 CHART := charts/die-hard
-HELM := python scripts/helm.py
+HELM := python -m scripts.helm
 
 .PHONY: image
 image: ## Build the image die-hard:<version> from docker/Dockerfile (needs Docker)
@@ -90,11 +96,11 @@ chart-lint: install ## Lint the Helm chart strictly with Helm 4 and 3, for its d
 
 .PHONY: chart-docs
 chart-docs: install ## Regenerate the values table of charts/die-hard/README.md from values.yaml
-	python scripts/chart_docs.py
+	python -m scripts.chart_docs
 
 .PHONY: k8s
 k8s: install ## Regenerate k8s/ (plain manifests for kubectl apply -k) from the chart
-	python scripts/k8s_manifests.py
+	python -m scripts.k8s_manifests
 
 ##@ Benchmarks
 

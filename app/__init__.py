@@ -1,3 +1,4 @@
-from .celery import celery_app
+"""die-hard: a transactional outbox from PostgreSQL to ClickHouse, as a Django service.
 
-__all__ = ("celery_app",)
+Deliberately empty: `python -m app.config.probe` must load neither Django nor Celery.
+"""

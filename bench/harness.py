@@ -1,7 +1,7 @@
 """The bench's own backing services and child processes.
 
 A dedicated PostgreSQL database (`die_hard_bench`, dropped and created by every run), a dedicated
-ClickHouse (the embedded engine behind `app.clickhouse.devserver`, so that every process talks
+ClickHouse (the embedded engine behind `devtools.clickhouse_http`, so that every process talks
 to it over ClickHouse's HTTP interface, as in production), a dedicated Redis database for the
 Celery broker, and helpers to start, watch and stop the processes under test.
 """
@@ -12,18 +12,18 @@ import secrets
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from app.config.env import PROJECT_ROOT
+from tests.support.processes import free_port, wait_until
+
 ENTRYPOINT = PROJECT_ROOT / "docker" / "entrypoint.sh"
 BENCH_DATABASE = "die_hard_bench"
 # Neither the development stack's (0) nor the test suite's (15).
@@ -33,21 +33,6 @@ BENCH_REDIS_DB = 14
 # blanked for the processes under test, so the code's defaults apply ("empty counts as unset")
 # whatever a developer keeps in `.env` or exports in the shell.
 _ENV_FILES = (PROJECT_ROOT / ".env", PROJECT_ROOT / ".env.example")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until(condition: Callable[[], bool], *, timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return condition()
 
 
 def http_ok(url: str) -> bool:
@@ -198,7 +183,7 @@ class Stack:
         return self.spawn(name, [sys.executable, *args], **kwargs)
 
     def start_web(
-        self, *, name: str = "web", settings_module: str = "app.settings"
+        self, *, name: str = "web", settings_module: str = "app.config.settings"
     ) -> tuple[Child, str]:
         """gunicorn through the entrypoint with the default WEB_* settings, and its URL."""
         port = free_port()
@@ -253,7 +238,7 @@ def start_clickhouse(work_dir: Path) -> tuple[Child, str]:
             [
                 sys.executable,
                 "-m",
-                "app.clickhouse.devserver",
+                "devtools.clickhouse_http",
                 "--path",
                 str(data_dir),
                 "--port",
@@ -312,7 +297,7 @@ def start_stack(*, postgres: str, redis: str, work_dir: Path) -> Stack:
     env = dict(os.environ)
     env.update(dict.fromkeys(_env_file_keys(), ""))
     env.update(bench_values)
-    env["DJANGO_SETTINGS_MODULE"] = "app.settings"
+    env["DJANGO_SETTINGS_MODULE"] = "app.config.settings"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
     return Stack(

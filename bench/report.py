@@ -62,7 +62,7 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "postgresql": postgres,
         "clickhouse": clickhouse_client().server_version,
-        "clickhouse_server": "embedded engine (chdb) behind app.clickhouse.devserver, over HTTP",
+        "clickhouse_server": "embedded engine (chdb) behind devtools.clickhouse_http, over HTTP",
         "chdb": metadata.version("chdb"),
         "clickhouse_connect": metadata.version("clickhouse-connect"),
         "django": metadata.version("django"),

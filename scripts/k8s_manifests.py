@@ -9,11 +9,9 @@ tests/deploy/test_k8s.py fails when k8s/ differs from what this script writes.
 import re
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from helm import PROJECT_ROOT, tool_path
+from app.config.env import PROJECT_ROOT
+from scripts.helm import tool_path
 
 CHART = PROJECT_ROOT / "charts" / "die-hard"
 VALUES = CHART / "ci" / "k8s-values.yaml"
@@ -122,7 +120,7 @@ def k8s_manifests() -> dict[str, str]:
         "# An example of the Secret every pod reads (envFrom): replace each placeholder, apply it\n"
         "# with `kubectl apply -f`, and keep the filled-in copy out of version control. It is not\n"
         "# part of kustomization.yaml. Optional keys: CELERY_BROKER_URL, CLICKHOUSE_PASSWORD,\n"
-        "# SENTRY_CONFIG_DSN (see the README's configuration table).\n"
+        "# SENTRY_CONFIG_DSN (see docs/configuration.md).\n"
         + secret.replace("\nmetadata:\n", f"\nmetadata:\n  namespace: {NAMESPACE}\n", 1)
     )
     files["namespace.yaml"] = NAMESPACE_YAML

@@ -14,7 +14,7 @@ export WEB_WORKER_TMP_DIR="${WEB_WORKER_TMP_DIR:-/tmp}"
 mkdir -p .data
 
 pids=()
-clickhouse_url=$(DJANGO_SETTINGS_MODULE=app.settings python -c \
+clickhouse_url=$(DJANGO_SETTINGS_MODULE=app.config.settings python -c \
   'import django; django.setup(); from django.conf import settings; print(settings.CLICKHOUSE_URL)' \
   | tail -n 1)
 
@@ -27,7 +27,7 @@ trap stop_all INT TERM EXIT
 
 if [[ "$clickhouse_url" == chdb://* ]]; then
   port="${CLICKHOUSE_DEVSERVER_PORT:-8123}"
-  python -m app.clickhouse.devserver --path "${clickhouse_url#chdb://}" --host 127.0.0.1 --port "$port" &
+  python -m devtools.clickhouse_http --path "${clickhouse_url#chdb://}" --host 127.0.0.1 --port "$port" &
   pids+=($!)
   export CLICKHOUSE_URL="http://127.0.0.1:$port/"
   for _ in $(seq 1 100); do

@@ -11,21 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from app.config.env import PROJECT_ROOT
 from app.users.models import User
 
 pytest_plugins = ["tests.support.fixtures"]
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+SCRIPTS = PROJECT_ROOT / "tests" / "support" / "scripts"
 # Passes every password validator.
 USER_PASSWORD = "Quartz-Falcon-4821"
-
-_PRINT_SETTINGS = """
-import json, sys
-import django
-from django.conf import settings
-django.setup()
-print(json.dumps({name: getattr(settings, name) for name in sys.argv[1:]}, default=str))
-"""
 
 
 @dataclass(frozen=True)
@@ -44,7 +38,7 @@ class IsolatedProject:
             cwd=self.root,
             env={
                 "PATH": os.environ.get("PATH", ""),
-                "DJANGO_SETTINGS_MODULE": "app.settings",
+                "DJANGO_SETTINGS_MODULE": "app.config.settings",
                 **env,
             },
             capture_output=True,
@@ -56,9 +50,17 @@ class IsolatedProject:
     def manage(self, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         return self.run("manage.py", *args, env=env)
 
+    def script(
+        self, name: str, *args: str, env: dict[str, str]
+    ) -> subprocess.CompletedProcess[str]:
+        """Run tests/support/scripts/NAME.py against this copy of the code."""
+        return self.run(
+            str(SCRIPTS / f"{name}.py"), *args, env={"PYTHONPATH": str(self.root), **env}
+        )
+
     def settings(self, *names: str, env: dict[str, str]) -> dict:
         """The values of the setting `names` in a process started with `env`."""
-        result = self.run("-c", _PRINT_SETTINGS, *names, env=env)
+        result = self.script("print_settings", *names, env=env)
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout.splitlines()[-1])
 

@@ -7,7 +7,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from django.conf import settings
 
-_clients: dict[tuple[int, str], Client] = {}
+_clients: dict[tuple[int, str, str], Client] = {}
 _clients_lock = threading.Lock()
 
 
@@ -39,10 +39,11 @@ def clickhouse_client_for_url(url: str, *, database: str | None) -> Client:
 def clickhouse_client(*, database: str | None = None) -> Client:
     """This process's client for `database` (default: CLICKHOUSE_DATABASE).
 
-    A forked child makes its own: connections must not be shared across processes.
+    A forked child makes its own: connections must not be shared across processes. Keyed by the
+    URL too, so a process whose CLICKHOUSE_URL setting changes (tests do) gets a new client.
     """
     database = database or settings.CLICKHOUSE_DATABASE
-    key = (os.getpid(), database)
+    key = (os.getpid(), settings.CLICKHOUSE_URL, database)
     client = _clients.get(key)
     if client is None:
         with _clients_lock:
@@ -52,11 +53,3 @@ def clickhouse_client(*, database: str | None = None) -> Client:
                     settings.CLICKHOUSE_URL, database=database
                 )
     return client
-
-
-def clickhouse_clients_reset() -> None:
-    """Forget the cached clients (after CLICKHOUSE_URL changed, e.g. in tests)."""
-    with _clients_lock:
-        for client in _clients.values():
-            client.close()
-        _clients.clear()

@@ -1,4 +1,4 @@
-"""Writing to and counting the ClickHouse `event_log` table."""
+"""Writing to the ClickHouse `event_log` table."""
 
 import hashlib
 from collections.abc import Sequence
@@ -48,17 +48,4 @@ def event_log_insert(rows: Sequence[EventLogRow]) -> None:
         rows,
         column_names=EVENT_LOG_COLUMNS,
         settings={"insert_deduplication_token": digest.hexdigest()},
-    )
-
-
-def event_log_count(**filters: str) -> int:
-    """Events in ClickHouse, each counted once however often it was delivered."""
-    where = " AND ".join(f"{column} = %({column})s" for column in filters) or "1"
-    return (
-        clickhouse_client()
-        .query(
-            f"SELECT count() FROM {event_log_table()} FINAL WHERE {where}",  # noqa: S608
-            parameters=filters,
-        )
-        .first_row[0]
     )

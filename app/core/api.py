@@ -6,10 +6,10 @@ Errors follow RFC 9457 (problem details): `{"type", "title", "status", "detail",
 import json
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.views import View
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -47,7 +47,7 @@ class Field:
     nullable: bool = False
     max_length: int | None = None
 
-    _PYTHON_TYPES = {"string": str, "integer": int, "boolean": bool}
+    _PYTHON_TYPES: ClassVar[dict[str, type[Any]]] = {"string": str, "integer": int, "boolean": bool}
 
     def check(self, value: Any) -> list[str]:
         if value is None:
@@ -113,15 +113,19 @@ def parse_json_object(request: HttpRequest, fields: dict[str, Field]) -> dict[st
 class JsonApiView(View):
     """A view whose every error, including 405, is a JSON problem response."""
 
-    def dispatch(self, request, *args, **kwargs):
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         try:
             return super().dispatch(request, *args, **kwargs)
         except ApiError as error:
             return problem_response(error.status, error.detail, error.errors)
 
-    def http_method_not_allowed(self, request, *args, **kwargs):
+    def http_method_not_allowed(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponse:
         response = problem_response(
             HTTPStatus.METHOD_NOT_ALLOWED, f"Method {request.method} is not allowed here."
         )
-        response["Allow"] = ", ".join(method.upper() for method in self._allowed_methods())
+        # View._allowed_methods() is Django's, though private: django-stubs leaves it out.
+        allowed = self._allowed_methods()  # type: ignore[attr-defined]
+        response["Allow"] = ", ".join(method.upper() for method in allowed)
         return response

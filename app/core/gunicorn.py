@@ -1,3 +1,6 @@
+from datetime import timedelta
+from typing import Any
+
 import structlog
 from gunicorn.glogging import Logger
 
@@ -9,7 +12,7 @@ access_logger = structlog.get_logger("gunicorn.access")
 class StructlogGunicornLogger(Logger):
     """gunicorn's access log as one structured `http_request` event per request."""
 
-    def access(self, resp, req, environ, request_time):
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta) -> None:
         if not self.cfg.accesslog:
             return
         # The kubelet probes every pod every few seconds: log only the probes that fail.

@@ -7,9 +7,9 @@
     /healthz/ready    readiness: PostgreSQL answers and every migration is applied. Redis does
                       not count (registrations work without it: the relay wake-up is best
                       effort) and ClickHouse does not either (web never talks to it).
-    /healthz/status   every dependency (PostgreSQL, migrations, Redis, ClickHouse) and the
-                      outbox backlog, as text or JSON (`Accept: application/json` or
-                      `?format=json`). Error details only for staff, or with DEBUG=true.
+
+The status page (`/healthz/status`: every dependency and the outbox backlog) is served by
+app.outbox.views with the checks defined here.
 
 The three probes are answered by `HealthProbeMiddleware` before any other middleware, so they
 work with any `Host` header (the kubelet sends the pod IP) and over plain HTTP even when
@@ -25,7 +25,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers
 from health_check.base import HealthCheck, HealthCheckResult
 from health_check.checks import Cache, Database
@@ -87,7 +87,7 @@ def run_checks(checks: dict[str, type[HealthCheck]]) -> dict[str, HealthCheckRes
     return dict(zip(checks, async_to_sync(gather)(), strict=True))
 
 
-def _states(results: dict[str, HealthCheckResult], *, detailed: bool) -> dict[str, str]:
+def check_states(results: dict[str, HealthCheckResult], *, detailed: bool) -> dict[str, str]:
     # Error texts can name hosts and ports: only for staff or in development.
     return {
         name: "ok" if not result.error else (str(result.error) if detailed else "unavailable")
@@ -95,7 +95,7 @@ def _states(results: dict[str, HealthCheckResult], *, detailed: bool) -> dict[st
     }
 
 
-def _text_response(lines: Iterable[str], *, healthy: bool) -> HttpResponse:
+def text_response(lines: Iterable[str], *, healthy: bool) -> HttpResponse:
     response = HttpResponse(
         "\n".join(lines) + "\n",
         content_type="text/plain; charset=utf-8",
@@ -106,14 +106,14 @@ def _text_response(lines: Iterable[str], *, healthy: bool) -> HttpResponse:
 
 
 def live(request: HttpRequest) -> HttpResponse:
-    return _text_response(["ok"], healthy=True)
+    return text_response(["ok"], healthy=True)
 
 
 def ready(request: HttpRequest) -> HttpResponse:
     results = run_checks(READINESS_CHECKS)
     healthy = not any(result.error for result in results.values())
-    states = _states(results, detailed=settings.DEBUG)
-    return _text_response([f"{name}: {state}" for name, state in states.items()], healthy=healthy)
+    states = check_states(results, detailed=settings.DEBUG)
+    return text_response([f"{name}: {state}" for name, state in states.items()], healthy=healthy)
 
 
 PROBES = {
@@ -121,30 +121,3 @@ PROBES = {
     "/healthz/startup": live,
     "/healthz/ready": ready,
 }
-
-
-def status(request: HttpRequest) -> HttpResponse:
-    from app.outbox.selectors import outbox_status  # models: not importable by gunicorn's master
-
-    results = run_checks(STATUS_CHECKS)
-    healthy = not any(result.error for result in results.values())
-    states = _states(results, detailed=settings.DEBUG or request.user.is_staff)
-    backlog = outbox_status().as_dict() if not results["database"].error else None
-    wants_json = request.GET.get("format") == "json" or "application/json" in request.headers.get(
-        "Accept", ""
-    )
-    if wants_json:
-        response = JsonResponse(
-            {"status": "ok" if healthy else "unavailable", "checks": states, "outbox": backlog},
-            status=200 if healthy else 503,
-        )
-        add_never_cache_headers(response)
-        return response
-    lines = [f"{name}: {state}" for name, state in states.items()]
-    if backlog:
-        lines += [
-            f"outbox pending: {backlog['pending']} ({backlog['due']} due)",
-            f"outbox oldest pending age: {backlog['oldest_pending_age_seconds'] or 0:.1f}s",
-            f"outbox dead-lettered: {backlog['dead']}",
-        ]
-    return _text_response(lines, healthy=healthy)

@@ -1,4 +1,4 @@
-"""What the worker and beat write for their exec probes (read by app/core/probe.py).
+"""What the worker, beat and relay write for their exec probes (read by app/config/probe.py).
 
 The main process of the worker (and of beat) runs a reporter thread that refreshes a heartbeat
 file every PROBE_INTERVAL seconds; the worker's also records, beside it, whether PostgreSQL, the
@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import structlog
+from django.conf import settings
 
-from .probe import PROBE_DIR, PROBE_INTERVAL, heartbeat_path, readiness_path
+from .heartbeat_files import heartbeat_path, readiness_path
 
 logger = structlog.get_logger(__name__)
 
@@ -44,14 +45,14 @@ class HealthReporter(threading.Thread):
 
     def run(self) -> None:
         while True:
-            touch(heartbeat_path(self.role))
+            touch(heartbeat_path(settings.PROBE_DIR, self.role))
             if self.dependencies:
                 states = {
                     name: self._check(name, check) for name, check in self.dependencies.items()
                 }
-                write_atomically(readiness_path(self.role), json.dumps(states))
+                write_atomically(readiness_path(settings.PROBE_DIR, self.role), json.dumps(states))
                 self._last_states = states
-            time.sleep(PROBE_INTERVAL)
+            time.sleep(settings.PROBE_INTERVAL)
 
     def _check(self, name: str, check: Callable[[], None]) -> str:
         try:
@@ -67,7 +68,7 @@ class HealthReporter(threading.Thread):
 
 
 def worker_stop_marker(pid: int) -> Path:
-    return PROBE_DIR / f"worker-{pid}.stopping"
+    return settings.PROBE_DIR / f"worker-{pid}.stopping"
 
 
 def worker_is_stopping() -> bool:

@@ -1,7 +1,9 @@
 import re
 import uuid
+from collections.abc import Callable
 
 import structlog
+from django.http import HttpRequest, HttpResponseBase
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A client-supplied id is echoed into logs and headers, so only a short, plain token is trusted.
@@ -11,13 +13,13 @@ _ACCEPTABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 class RequestIdMiddleware:
     """Bind a request id to every log line of the request and echo it in the response."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         offered = request.headers.get(REQUEST_ID_HEADER, "")
         request_id = offered if _ACCEPTABLE_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
-        request.request_id = request_id
+        request.request_id = request_id  # type: ignore[attr-defined]
         # Cleared at the start, not the end: Django's request logger and gunicorn's access log
         # write after this middleware returns and must still carry the id.
         structlog.contextvars.clear_contextvars()
@@ -34,13 +36,13 @@ class HealthProbeMiddleware:
     redirect must not apply to it, and a probe needs no session, user or CSRF token.
     """
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         from .health import PROBES
 
         self.get_response = get_response
         self.probes = PROBES
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         probe = self.probes.get(request.path_info)
         if probe is not None and request.method in ("GET", "HEAD"):
             return probe(request)

@@ -1,17 +1,32 @@
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from .models import OutboxEvent
 from .services import outbox_requeue
+
+# ModelAdmin is generic only for the type checker (django-stubs): it cannot be subscripted at run
+# time.
+if TYPE_CHECKING:
+    _OutboxEventAdminBase = admin.ModelAdmin[OutboxEvent]
+else:
+    _OutboxEventAdminBase = admin.ModelAdmin
 
 
 class StateFilter(admin.SimpleListFilter):
     title = "state"
     parameter_name = "state"
 
-    def lookups(self, request, model_admin):
+    def lookups(
+        self, request: HttpRequest, model_admin: "admin.ModelAdmin[Any]"
+    ) -> list[tuple[str, str]]:
         return [("pending", "Pending"), ("retrying", "Retrying"), ("dead", "Dead-lettered")]
 
-    def queryset(self, request, queryset):
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[OutboxEvent]
+    ) -> QuerySet[OutboxEvent]:
         match self.value():
             case "pending":
                 return queryset.filter(dead_lettered_at__isnull=True)
@@ -23,7 +38,7 @@ class StateFilter(admin.SimpleListFilter):
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(admin.ModelAdmin):
+class OutboxEventAdmin(_OutboxEventAdminBase):
     list_display = (
         "id",
         "event_type",
@@ -42,12 +57,12 @@ class OutboxEventAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
     @admin.action(description="Re-queue selected dead-lettered events")
-    def requeue(self, request, queryset):
+    def requeue(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> None:
         requeued = outbox_requeue(outbox_ids=list(queryset.values_list("id", flat=True)))
         self.message_user(request, f"{requeued} event(s) re-queued.", messages.SUCCESS)
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: OutboxEvent | None = None) -> bool:
         return False

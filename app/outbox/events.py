@@ -23,7 +23,7 @@ class Event:
     event_type: ClassVar[str] = ""
     metadata_version: ClassVar[int] = 1
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not cls.__dict__.get("event_type"):
             cls.event_type = snake_case(cls.__name__)

@@ -1,5 +1,6 @@
 import uuid
 from datetime import datetime, time
+from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
@@ -9,7 +10,7 @@ from django.db.models.functions import Now
 class EventJSONEncoder(DjangoJSONEncoder):
     """DjangoJSONEncoder, but times keep their microseconds (it cuts them to milliseconds)."""
 
-    def default(self, o):
+    def default(self, o: Any) -> Any:
         if isinstance(o, datetime | time):
             return o.isoformat()
         return super().default(o)
@@ -54,7 +55,3 @@ class OutboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id}"
-
-    @property
-    def is_dead(self) -> bool:
-        return self.dead_lettered_at is not None

@@ -1,4 +1,5 @@
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Count, Min, Q
 from django.utils import timezone
@@ -15,7 +16,7 @@ class OutboxStatus:
     # {attempts: rows} over pending and dead rows alike.
     attempts_histogram: dict[int, int]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "pending": self.pending,
             "due": self.due,
@@ -23,6 +24,15 @@ class OutboxStatus:
             "oldest_pending_age_seconds": self.oldest_pending_age_seconds,
             "attempts_histogram": {str(k): v for k, v in self.attempts_histogram.items()},
         }
+
+    def summary_lines(self) -> list[str]:
+        """The backlog in three lines, as `outbox_status` and the status page print it."""
+        age = self.oldest_pending_age_seconds
+        return [
+            f"pending: {self.pending} ({self.due} due)",
+            f"oldest pending age: {'-' if age is None else f'{age:.1f}s'}",
+            f"dead-lettered: {self.dead}",
+        ]
 
 
 def outbox_status() -> OutboxStatus:

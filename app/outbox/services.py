@@ -49,6 +49,9 @@ _DATA_ERROR_CODES = frozenset(
 )
 _CLICKHOUSE_ERROR_CODE = re.compile(r"Code: (\d+)\.")
 
+# A claimed row: the event as ClickHouse stores it, and the id of its outbox row.
+_ClaimedRow = tuple[EventLogRow, int]
+
 
 @dataclass
 class RelayBatchResult:
@@ -141,7 +144,7 @@ def outbox_relay_drain(
     return drained
 
 
-def _claim_due_rows(batch_size: int) -> list[tuple[EventLogRow, int]]:
+def _claim_due_rows(batch_size: int) -> list[_ClaimedRow]:
     """Lock the oldest due rows; rows locked by another relay are skipped, not waited for."""
     claimed = (
         OutboxEvent.objects.select_for_update(skip_locked=True)
@@ -164,8 +167,8 @@ def _claim_due_rows(batch_size: int) -> list[tuple[EventLogRow, int]]:
 
 
 def _insert_isolating_poison(
-    rows: Sequence[tuple[EventLogRow, int]],
-) -> tuple[list, list[tuple[Exception, list]], int]:
+    rows: Sequence[_ClaimedRow],
+) -> tuple[list[_ClaimedRow], list[tuple[Exception, list[_ClaimedRow]]], int]:
     """Insert `rows` in one insert. If ClickHouse rejects the data, split the batch in halves
     (recursively) so the good rows still go through and only the poison rows fail.
 
@@ -192,7 +195,7 @@ def _insert_isolating_poison(
 def _blames_the_data(error: Exception) -> bool:
     if isinstance(error, ClickHouseDatabaseError):
         match = _CLICKHOUSE_ERROR_CODE.search(str(error))
-        return bool(match) and int(match.group(1)) in _DATA_ERROR_CODES
+        return match is not None and int(match.group(1)) in _DATA_ERROR_CODES
     # Raised while serialising rows on our side (a value the column type cannot hold).
     return isinstance(error, ValueError | TypeError | OverflowError)
 

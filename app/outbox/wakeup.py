@@ -11,6 +11,7 @@ import threading
 import time
 
 import structlog
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 
@@ -40,13 +41,12 @@ class _RelayWaker:
                 self._thread.start()
 
     def _run(self) -> None:
-        from app.celery import celery_app
-
         while True:
             self._requested.wait()
             self._requested.clear()
             try:
-                celery_app.send_task(
+                # The app that app.config creates when Django is ready.
+                current_app.send_task(
                     RELAY_TASK_NAME,
                     queue=settings.OUTBOX_QUEUE,
                     expires=settings.OUTBOX_RELAY_INTERVAL,

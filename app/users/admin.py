@@ -1,24 +1,37 @@
+from typing import TYPE_CHECKING
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
 from .models import User
 
+# Django's admin and form classes are generic only for the type checker (django-stubs): they
+# cannot be subscripted at run time.
+if TYPE_CHECKING:
+    _UserCreationFormBase = AdminUserCreationForm[User]
+    _UserChangeFormBase = UserChangeForm[User]
+    _UserAdminBase = DjangoUserAdmin[User]
+else:
+    _UserCreationFormBase = AdminUserCreationForm
+    _UserChangeFormBase = UserChangeForm
+    _UserAdminBase = DjangoUserAdmin
 
-class UserCreationAdminForm(AdminUserCreationForm):
+
+class UserCreationAdminForm(_UserCreationFormBase):
     class Meta:
         model = User
         fields = ("email",)
 
 
-class UserChangeAdminForm(UserChangeForm):
+class UserChangeAdminForm(_UserChangeFormBase):
     class Meta:
         model = User
         fields = "__all__"
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(_UserAdminBase):
     form = UserChangeAdminForm
     add_form = UserCreationAdminForm
     ordering = ("-date_joined",)

@@ -1,7 +1,8 @@
 from http import HTTPStatus
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
@@ -26,7 +27,7 @@ REGISTRATION_FIELDS = {
 }
 
 
-def user_public_fields(user: User) -> dict:
+def user_public_fields(user: User) -> dict[str, Any]:
     return {
         "id": user.pk,
         "email": user.email,
@@ -42,7 +43,7 @@ def user_public_fields(user: User) -> dict:
 class UserRegistrationView(JsonApiView):
     http_method_names = ["post", "options"]
 
-    def post(self, request):
+    def post(self, request: HttpRequest) -> JsonResponse:
         payload = parse_json_object(request, REGISTRATION_FIELDS)
         try:
             user = user_register(**payload)

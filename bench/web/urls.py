@@ -2,8 +2,8 @@
 
 from django.urls import path
 
-from app.urls import handler400, handler404, handler500
-from app.urls import urlpatterns as app_urlpatterns
+from app.config.urls import handler400, handler404, handler500
+from app.config.urls import urlpatterns as app_urlpatterns
 from app.users.views import UserRegistrationView
 
 from .publishers import PUBLISH_VARIANTS, VARIANT_PATHS, publish_variant

@@ -1,11 +1,10 @@
 import subprocess
 import sys
-import textwrap
 
 from app.clickhouse.client import clickhouse_client
 from app.clickhouse.event_log import event_log_table
 from app.clickhouse.schema import MIGRATIONS, SchemaNames, clickhouse_migrate
-from tests.support.clickhouse import PROJECT_ROOT
+from app.config.env import PROJECT_ROOT
 
 
 def test_migrations_are_idempotent_and_recorded(clickhouse_url):
@@ -57,31 +56,16 @@ def test_a_clustered_deployment_gets_replicated_tables_on_the_cluster():
 
 def test_the_embedded_engine_url_works_end_to_end(tmp_path):
     """chdb://<path> (the in-process engine) takes the same migrate, insert and count path."""
-    script = textwrap.dedent(
-        """
-        import uuid, django
-        from datetime import datetime, UTC
-        django.setup()
-        from app.clickhouse.schema import clickhouse_migrate
-        from app.clickhouse.event_log import EventLogRow, event_log_insert, event_log_count
-
-        clickhouse_migrate()
-        row = EventLogRow(uuid.uuid4(), "embedded_check", datetime.now(UTC), "test", "{}", 1)
-        event_log_insert([row])
-        event_log_insert([row])
-        print("count", event_log_count(event_type="embedded_check"))
-        """
-    )
     env = {
         "PATH": "/usr/bin:/bin",
-        "DJANGO_SETTINGS_MODULE": "app.settings",
+        "DJANGO_SETTINGS_MODULE": "app.config.settings",
         "DEBUG": "true",
         "CLICKHOUSE_URL": f"chdb://{tmp_path / 'engine'}",
         "CLICKHOUSE_DATABASE": "embedded",
     }
 
     done = subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-m", "tests.support.scripts.embedded_engine_roundtrip"],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,

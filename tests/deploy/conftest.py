@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from app.config.env import PROJECT_ROOT
 from scripts.helm import tool_path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHART = PROJECT_ROOT / "charts" / "die-hard"
 RELEASE = "die-hard"
 # Scenario name -> values file (None: the chart's defaults).

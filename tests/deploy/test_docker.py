@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from app.core import probe
+from app.config import probe
 
 from .conftest import PROJECT_ROOT, entrypoint_roles, settings_names
 
@@ -189,7 +189,7 @@ def test_build_context_holds_what_the_dockerfile_copies_and_nothing_secret(instr
     for source in sources:
         assert (PROJECT_ROOT / source).exists(), source
         assert _dockerignore_includes(source.rstrip("/")), f"{source} is excluded"
-    assert _dockerignore_includes("app/core/probe.py")
+    assert _dockerignore_includes("app/config/probe.py")
     for private in (
         ".env",
         ".venv/bin/python",
@@ -199,6 +199,44 @@ def test_build_context_holds_what_the_dockerfile_copies_and_nothing_secret(instr
     ):
         assert not _dockerignore_includes(private), f"{private} would enter the build context"
     assert not _dockerignore_includes("app/core/__pycache__/probe.cpython-313.pyc")
+
+
+def _image_files(instructions) -> list[str]:
+    """The project files the Dockerfile's COPY lines put into the image (after .dockerignore)."""
+    copied_sources = []
+    for copy in (i.arguments for i in instructions if i.keyword == "COPY"):
+        if not copy.startswith("--from"):
+            *sources, _destination = copy.split()
+            copied_sources += [source.rstrip("/") for source in sources]
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    return [
+        path
+        for path in tracked
+        if _dockerignore_includes(path)
+        and any(path == source or path.startswith(f"{source}/") for source in copied_sources)
+    ]
+
+
+def test_the_image_holds_the_product_and_no_development_tool(instructions):
+    files = _image_files(instructions)
+
+    assert "app/config/probe.py" in files
+    assert "docker/entrypoint.sh" in files
+    outside_the_product = [
+        path
+        for path in files
+        if not path.startswith("app/") and path not in ("manage.py", "docker/entrypoint.sh")
+    ]
+    assert outside_the_product == []
+    # The embedded ClickHouse and its HTTP front are development tools (devtools/, chdb).
+    assert not [path for path in files if "devtools" in path or "clickhouse_http" in path]
+    for source in files:
+        if source.endswith(".py"):
+            text = (PROJECT_ROOT / source).read_text()
+            assert "import chdb" not in text, source
+            assert "from chdb" not in text, source
 
 
 @pytest.fixture(scope="module")
@@ -238,5 +276,5 @@ def test_compose_environment_uses_the_settings_names_and_its_own_services(compos
             host = urlparse(environment[variable]).hostname
             assert host in compose["services"], f"{name}: {variable} points at {host}"
         check = service.get("healthcheck", {}).get("test", [])
-        if "app.core.probe" in check:
+        if "app.config.probe" in check:
             assert check[-1] in probe.CHECKS

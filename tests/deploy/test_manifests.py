@@ -8,7 +8,9 @@ from django.core.management import get_commands, load_command_class
 from django.test import Client
 from django.urls import Resolver404, resolve
 
-from app.core import health, probe
+from app.config import probe
+from app.core import health
+from app.core.heartbeat_files import heartbeat_path, readiness_path
 from tests.support.processes import probe_exit_code
 
 from .conftest import (
@@ -118,7 +120,7 @@ def test_web_probes_are_the_contract_and_exist_in_the_app(documents):
         try:
             resolve(path)
         except Resolver404:
-            pytest.fail(f"{path} does not resolve in app.urls")
+            pytest.fail(f"{path} does not resolve in app.config.urls")
 
 
 def test_web_probe_paths_answer_a_kubelet(settings):
@@ -132,7 +134,7 @@ def test_web_probe_paths_answer_a_kubelet(settings):
 
 
 def test_exec_probes_run_the_probe_module_with_valid_checks(documents):
-    assert (PROJECT_ROOT / "app" / "core" / "probe.py").is_file()
+    assert (PROJECT_ROOT / "app" / "config" / "probe.py").is_file()
     for deployment in _by_kind(documents, "Deployment"):
         expected = EXEC_PROBES.get(component(deployment))
         if not expected:
@@ -140,7 +142,7 @@ def test_exec_probes_run_the_probe_module_with_valid_checks(documents):
         (container,) = pod_spec(deployment)["containers"]
         for kind, check in expected.items():
             command = container[kind]["exec"]["command"]
-            assert command == ["python", "-m", "app.core.probe", check]
+            assert command == ["python", "-m", "app.config.probe", check]
             assert check in probe.CHECKS
 
 
@@ -151,8 +153,8 @@ def test_exec_probe_commands_tell_healthy_from_stale(tmp_path):
         assert probe_exit_code(check, environment) == 1, check
     # The files the running processes write, named by the module itself.
     for role in ("worker", "beat"):
-        (tmp_path / probe.heartbeat_path(role).name).touch()
-    (tmp_path / probe.readiness_path("worker").name).write_text(
+        heartbeat_path(tmp_path, role).touch()
+    readiness_path(tmp_path, "worker").write_text(
         '{"database": "ok", "broker": "ok", "clickhouse": "ok"}'
     )
     for check in ("worker-live", "worker-ready", "beat-live"):

@@ -32,7 +32,7 @@ PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 # Locally every role is up in seconds; a failing probe should not hold the suite for the whole
 # budget the chart allows a production start (up to 300 s), so the harness stops waiting here.
 WAIT_LIMIT_SECONDS = 60
-# app.core.probe's PROBE_DIR when the variable is unset, as the chart leaves it.
+# app.config.probe's PROBE_DIR when the variable is unset, as the chart leaves it.
 DEFAULT_PROBE_DIR = "/tmp/die-hard"  # noqa: S108
 ADAPTED_VARIABLES = {"WEB_BIND", "PROBE_DIR"}
 

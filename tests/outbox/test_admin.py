@@ -44,5 +44,5 @@ def test_the_admin_requeue_action_brings_dead_rows_back(admin_client, dead_row):
     assert response.status_code == 200
     assert "1 event(s) re-queued." in response.text
     dead_row.refresh_from_db()
-    assert not dead_row.is_dead
+    assert dead_row.dead_lettered_at is None
     assert OutboxEvent.objects.filter(dead_lettered_at__isnull=True).count() == 1

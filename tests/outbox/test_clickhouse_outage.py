@@ -4,11 +4,10 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from app.clickhouse.event_log import event_log_count
 from app.clickhouse.schema import clickhouse_migrate
 from app.outbox.models import OutboxEvent
 from app.outbox.services import outbox_relay_drain
-from tests.support.clickhouse import running_devserver
+from tests.support.clickhouse import event_log_count, running_devserver
 from tests.support.fixtures import use_clickhouse
 
 

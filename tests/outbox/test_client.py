@@ -5,11 +5,11 @@ import pytest
 from django.db import transaction
 
 from app.clickhouse.client import clickhouse_client
-from app.clickhouse.event_log import event_log_count
 from app.outbox.client import EventLogClient
 from app.outbox.events import Event
 from app.outbox.models import OutboxEvent
 from app.outbox.services import outbox_relay_drain
+from tests.support.clickhouse import event_log_count
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,9 +7,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from app.clickhouse.event_log import event_log_count
+from app.config.env import PROJECT_ROOT
 from app.outbox.models import OutboxEvent
-from tests.support.clickhouse import PROJECT_ROOT
+from tests.support.clickhouse import event_log_count
 from tests.support.processes import probe_exit_code, wait_until
 
 from .factories import outbox_rows_create
@@ -27,7 +27,7 @@ def one_dead_row(event_log, settings):
     (row,) = outbox_rows_create(1, event_type="Bad Type")
     call_command("outbox_relay", "--once")
     row.refresh_from_db()
-    assert row.is_dead
+    assert row.dead_lettered_at is not None
     return row
 
 
@@ -55,7 +55,7 @@ def test_outbox_requeue_needs_a_filter_and_requeues_what_matches(one_dead_row):
 
     assert "re-queued 1" in _call("outbox_requeue", "--event-id", str(one_dead_row.event_id))
     one_dead_row.refresh_from_db()
-    assert not one_dead_row.is_dead
+    assert one_dead_row.dead_lettered_at is None
 
 
 @pytest.mark.django_db

@@ -1,6 +1,5 @@
 import subprocess
 import sys
-import textwrap
 import threading
 from datetime import timedelta
 
@@ -9,14 +8,14 @@ from django.db import connection
 from django.utils import timezone
 
 from app.clickhouse.client import clickhouse_client
-from app.clickhouse.event_log import event_log_count
+from app.config.env import PROJECT_ROOT
 from app.outbox.models import OutboxEvent
 from app.outbox.services import (
     outbox_relay_batch,
     outbox_relay_drain,
     outbox_requeue,
 )
-from tests.support.clickhouse import PROJECT_ROOT
+from tests.support.clickhouse import event_log_count
 
 from .factories import outbox_rows_create
 
@@ -103,24 +102,9 @@ def test_concurrent_relays_deliver_10000_events_exactly_once(event_log):
     assert not OutboxEvent.objects.exists()
 
 
-_RELAY_DYING_BEFORE_COMMIT = textwrap.dedent(
-    """
-    import os, signal, django
-    django.setup()
-    from app.outbox import services
-
-    def die(outbox_ids):  # ClickHouse has the batch; PostgreSQL has not committed yet
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    services._delete_relayed = die
-    services.outbox_relay_batch()
-    """
-)
-
-
 def _kill_a_relay_between_insert_and_commit(process_env, event_log) -> None:
     dying = subprocess.run(
-        [sys.executable, "-c", _RELAY_DYING_BEFORE_COMMIT],
+        [sys.executable, "-m", "tests.support.scripts.relay_killed_at", "_delete_relayed"],
         cwd=PROJECT_ROOT,
         env=process_env,
         check=False,
@@ -176,13 +160,13 @@ def test_a_poison_event_is_dead_lettered_alone_and_can_be_requeued(event_log, se
     assert drained.dead_lettered == 1
     assert event_log_count() == 40
     poison.refresh_from_db()
-    assert poison.is_dead
+    assert poison.dead_lettered_at is not None
     assert poison.attempts == 1
     assert "VIOLATED_CONSTRAINT" in poison.last_error
 
     assert outbox_requeue(event_ids=[str(poison.event_id)]) == 1
     poison.refresh_from_db()
-    assert not poison.is_dead
+    assert poison.dead_lettered_at is None
     assert poison.attempts == 0
     assert poison.next_attempt_at <= timezone.now()
 
@@ -215,7 +199,7 @@ def test_failed_attempts_back_off_exponentially_then_dead_letter(event_log, sett
     assert 5 <= delays[0] <= 10.5
     assert 10 <= delays[1] <= 20.5
     assert row.attempts == 3
-    assert row.is_dead
+    assert row.dead_lettered_at is not None
     assert row.last_error
 
 

@@ -2,7 +2,6 @@ import json
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
@@ -10,11 +9,11 @@ import redis
 from django.conf import settings
 from django.db import transaction
 
-from app.celery import celery_app
-from app.clickhouse.event_log import event_log_count
+from app.config.celery import celery_app
+from app.config.env import PROJECT_ROOT
 from app.outbox.client import EventLogClient
 from app.outbox.tasks import outbox_relay
-from tests.support.clickhouse import PROJECT_ROOT
+from tests.support.clickhouse import event_log_count
 
 from .factories import SampleHappened, outbox_rows_create
 
@@ -81,22 +80,6 @@ def test_a_rolled_back_transaction_sends_no_wake_up(outbox_queue):
     assert outbox_queue.llen(settings.OUTBOX_QUEUE) == 0
 
 
-_REGISTER_WITH_BROKER_DOWN = textwrap.dedent(
-    """
-    import time, django
-    django.setup()
-    from django.test import Client
-
-    started = time.monotonic()
-    response = Client(SERVER_NAME="localhost").post(
-        "/api/v1/users/", {"email": "broker-down@example.com"}, content_type="application/json"
-    )
-    print("status", response.status_code, "seconds", round(time.monotonic() - started, 3))
-    time.sleep(8)  # let the background wake-up time out and log
-    """
-)
-
-
 @pytest.fixture
 def unresponsive_broker_port():
     """A port that accepts TCP connections and never answers: a hung broker."""
@@ -112,7 +95,7 @@ def test_a_broker_outage_never_fails_or_blocks_a_request(process_env, unresponsi
     env = {**process_env, "CELERY_BROKER_URL": broker_url, "LOG_FORMAT": "json"}
 
     done = subprocess.run(
-        [sys.executable, "-c", _REGISTER_WITH_BROKER_DOWN],
+        [sys.executable, "-m", "tests.support.scripts.register_with_broker_down"],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,

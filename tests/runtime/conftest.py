@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.db import connection
 
-from tests.support.clickhouse import PROJECT_ROOT
+from app.config.env import PROJECT_ROOT
 from tests.support.fixtures import TEST_CLICKHOUSE_DATABASE
 from tests.support.processes import free_port
 from tests.support.proxy import CuttableProxy

@@ -8,11 +8,11 @@ import time
 import pytest
 
 from app.clickhouse.client import clickhouse_client
-from app.clickhouse.event_log import event_log_count
 from app.outbox.models import OutboxEvent
 from app.outbox.services import outbox_relay_drain
 from app.users.models import User
 from tests.outbox.factories import outbox_rows_create
+from tests.support.clickhouse import event_log_count
 from tests.support.processes import probe_exit_code, wait_until
 
 SECURE = {"Host": "api.example.com", "X-Forwarded-Proto": "https"}

@@ -1,5 +1,5 @@
 """The ClickHouse the tests talk to: a real server when CLICKHOUSE_URL points at one, otherwise
-the embedded engine served over ClickHouse's HTTP interface (app.clickhouse.devserver), so that
+the embedded engine served over ClickHouse's HTTP interface (devtools.clickhouse_http), so that
 every process of a test uses the production HTTP code path."""
 
 import subprocess
@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from app.clickhouse.client import clickhouse_client
+from app.clickhouse.event_log import event_log_table
+from app.config.env import PROJECT_ROOT
 
 
 @contextmanager
@@ -18,12 +20,13 @@ def running_devserver(data_dir: Path, *, port: int = 0) -> Iterator[str]:
     On leaving, the front gets SIGTERM and must exit cleanly.
     """
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.clickhouse.devserver", "--path", str(data_dir),
+        [sys.executable, "-m", "devtools.clickhouse_http", "--path", str(data_dir),
          "--host", "127.0.0.1", "--port", str(port)],
         cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
         text=True,
     )  # fmt: skip
+    assert process.stdout is not None
     try:
         first_line = process.stdout.readline().split()
         if first_line[:1] != ["listening"]:
@@ -39,3 +42,19 @@ def running_devserver(data_dir: Path, *, port: int = 0) -> Iterator[str]:
         process.stdout.close()
     if process.returncode != 0:
         raise RuntimeError(f"devserver exited with {process.returncode} on SIGTERM")
+
+
+def event_log_count(**filters: str) -> int:
+    """Events in ClickHouse, each counted once however often it was delivered (FINAL)."""
+    where = " AND ".join(f"{column} = %({column})s" for column in filters) or "1"
+    return int(
+        clickhouse_client()
+        .query(f"SELECT count() FROM {event_log_table()} FINAL WHERE {where}", parameters=filters)
+        .first_row[0]
+    )
+
+
+def event_log_plain_count() -> int:
+    """Rows physically in ClickHouse, duplicates included (no FINAL): what `count()`, materialized
+    views and projections see."""
+    return int(clickhouse_client().query(f"SELECT count() FROM {event_log_table()}").first_row[0])

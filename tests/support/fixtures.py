@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from app.clickhouse.client import clickhouse_client, clickhouse_clients_reset
+from app.clickhouse.client import clickhouse_client
 from app.clickhouse.event_log import event_log_table
 from app.clickhouse.schema import clickhouse_migrate
 
@@ -19,7 +19,6 @@ TEST_CLICKHOUSE_DATABASE = "test_die_hard"
 def use_clickhouse(url: str) -> None:
     """Point this process, and every process it starts, at the ClickHouse at `url`."""
     settings.CLICKHOUSE_URL = os.environ["CLICKHOUSE_URL"] = url
-    clickhouse_clients_reset()
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +35,6 @@ def clickhouse_url(tmp_path_factory):
         use_clickhouse(url)
         clickhouse_migrate()
         yield url
-        clickhouse_clients_reset()
 
 
 @pytest.fixture
@@ -53,7 +51,7 @@ def process_env(clickhouse_url) -> dict[str, str]:
     database = connection.settings_dict
     return {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "app.settings",
+        "DJANGO_SETTINGS_MODULE": "app.config.settings",
         "DEBUG": "true",
         "DATABASE_URL": (
             f"postgres://{database['USER'] or 'postgres'}@{database['HOST'] or '127.0.0.1'}:"

@@ -6,7 +6,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from .clickhouse import PROJECT_ROOT
+from app.config.env import PROJECT_ROOT
 
 
 def free_port() -> int:
@@ -25,9 +25,9 @@ def wait_until(condition: Callable[[], bool], *, timeout: float, interval: float
 
 
 def probe_exit_code(check: str, env: dict[str, str]) -> int:
-    """Run an exec probe as the kubelet would (`python -m app.core.probe CHECK`)."""
+    """Run an exec probe as the kubelet would (`python -m app.config.probe CHECK`)."""
     return subprocess.run(
-        [sys.executable, "-m", "app.core.probe", check],
+        [sys.executable, "-m", "app.config.probe", check],
         cwd=PROJECT_ROOT,
         env=env,
         check=False,

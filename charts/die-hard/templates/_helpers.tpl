@@ -220,13 +220,13 @@ initContainers:
     {{- include "die-hard.containerCommon" . | nindent 4 }}
 {{- end }}
 
-{{/* An exec probe running `python -m app.core.probe CHECK`: (dict "check" "worker-live" "timing" ...). */}}
+{{/* An exec probe running `python -m app.config.probe CHECK`: (dict "check" "worker-live" "timing" ...). */}}
 {{- define "die-hard.execProbe" -}}
 exec:
   command:
     - python
     - -m
-    - app.core.probe
+    - app.config.probe
     - {{ .check }}
 {{- toYaml .timing | nindent 0 }}
 {{- end }}

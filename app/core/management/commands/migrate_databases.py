@@ -1,5 +1,7 @@
+from typing import Any
+
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
 from app.clickhouse.schema import clickhouse_migrate
@@ -15,7 +17,7 @@ class Command(BaseCommand):
         "migrations and the ClickHouse schema. Concurrent or repeated runs are safe."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--timeout",
             type=float,
@@ -23,7 +25,7 @@ class Command(BaseCommand):
             help="Seconds to wait for the databases before failing.",
         )
 
-    def handle(self, *args, timeout, **options):
+    def handle(self, *args: Any, timeout: float, **options: Any) -> None:
         try:
             dependencies_wait(["database", "clickhouse"], timeout=timeout)
         except DependencyTimeout as error:

@@ -1,9 +1,11 @@
 import signal
 import threading
+from types import FrameType
+from typing import Any
 
 import sentry_sdk
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from app.core.dependencies import check_clickhouse, check_database
 from app.core.heartbeat import HealthReporter
@@ -16,7 +18,7 @@ class Command(BaseCommand):
         "SIGTERM or SIGINT stops it between batches."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--batch-size", type=int, default=settings.OUTBOX_BATCH_SIZE)
         parser.add_argument(
             "--interval",
@@ -26,10 +28,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--once", action="store_true", help="Drain once, then exit.")
 
-    def handle(self, *args, batch_size, interval, once, **options):
+    def handle(
+        self, *args: Any, batch_size: int, interval: float, once: bool, **options: Any
+    ) -> None:
         stopping = threading.Event()
 
-        def request_stop(signum, _frame):
+        def request_stop(signum: int, _frame: FrameType | None) -> None:
             self.stderr.write(f"outbox_relay: {signal.Signals(signum).name}, stopping")
             stopping.set()
 
@@ -38,7 +42,7 @@ class Command(BaseCommand):
             for signum in (signal.SIGTERM, signal.SIGINT)
         }
         if not once:
-            # For the relay role's exec probes (`python -m app.core.probe relay-live|relay-ready`).
+            # For the relay role's exec probes (`python -m app.config.probe relay-live`, ...).
             HealthReporter(
                 "relay", dependencies={"database": check_database, "clickhouse": check_clickhouse}
             ).start()
