@@ -1,5 +1,3 @@
-import http.client
-import json
 import signal
 import subprocess
 import threading
@@ -13,32 +11,8 @@ from app.outbox.services import outbox_relay_drain
 from app.users.models import User
 from tests.outbox.factories import outbox_rows_create
 from tests.support.clickhouse import event_log_count
+from tests.support.http import register as _register
 from tests.support.processes import probe_exit_code, wait_until
-
-SECURE = {"Host": "api.example.com", "X-Forwarded-Proto": "https"}
-
-
-def _register(port: int, email: str) -> str:
-    """POST one registration on a fresh connection; the outcome as a short string."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    body = json.dumps({"email": email, "password": "Slow-Enough-Hash-8841"})
-    try:
-        connection.request(
-            "POST",
-            "/api/v1/users/",
-            body=body,
-            headers={**SECURE, "Content-Type": "application/json", "Connection": "close"},
-        )
-    except (ConnectionRefusedError, ConnectionResetError):
-        return "refused"  # the server is gone or going: the request was never sent
-    try:
-        response = connection.getresponse()
-        payload = json.loads(response.read())
-    except (OSError, http.client.HTTPException, ValueError) as error:
-        return f"broken: {error!r}"
-    finally:
-        connection.close()
-    return str(response.status) if payload.get("email") == email else f"incomplete: {payload}"
 
 
 @pytest.mark.django_db(transaction=True)
