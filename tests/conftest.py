@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.config.env import PROJECT_ROOT
+from app.outbox.breaker import relay_breaker
 from app.users.models import User
 
 pytest_plugins = ["tests.support.fixtures"]
@@ -82,6 +83,14 @@ def isolated_project_factory():
 @pytest.fixture(scope="session")
 def isolated_project(isolated_project_factory, tmp_path_factory) -> IsolatedProject:
     return isolated_project_factory(tmp_path_factory.mktemp("project"))
+
+
+@pytest.fixture(autouse=True)
+def _relay_breaker_closed():
+    """The relay's circuit breaker is per process: one test's outage must not carry over."""
+    relay_breaker.reset()
+    yield
+    relay_breaker.reset()
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,5 @@
 """Writing to the ClickHouse `event_log` table."""
 
-import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
@@ -33,19 +32,35 @@ def event_log_table() -> str:
     return f"{settings.CLICKHOUSE_DATABASE}.{settings.CLICKHOUSE_EVENT_TABLE}"
 
 
-def event_log_insert(rows: Sequence[EventLogRow]) -> None:
-    """Insert `rows` in one insert; the same rows sent again are dropped by ClickHouse.
+def event_log_insert_settings(token: str) -> dict[str, str | int]:
+    """The settings every relay insert is sent with, whatever the server's profile says.
 
-    The deduplication token is derived from the event ids, so a batch re-sent after a relay
-    died between this insert and its PostgreSQL commit is discarded as a whole; any other
-    overlap collapses on the table's key (ReplacingMergeTree).
+    - `insert_deduplication_token`: the batch's identity; the same rows re-sent under it are
+      dropped (the table keeps a deduplication window, see app/clickhouse/schema.py);
+    - `insert_deduplicate=1`, `async_insert=0`: an asynchronous insert would ignore the token
+      and could acknowledge rows that a server restart then loses, after PostgreSQL deleted them;
+    - `max_execution_time`: the server gives up when the relay would have;
+    - with a cluster, a synchronous Distributed insert (errors reach the relay, and a retry
+      lands on the same shards: the table is sharded by event_id) and a majority quorum.
     """
-    digest = hashlib.sha256()
-    for row in rows:
-        digest.update(row.event_id.bytes)
-    clickhouse_client().insert(
+    pinned: dict[str, str | int] = {
+        "insert_deduplication_token": token,
+        "insert_deduplicate": 1,
+        "async_insert": 0,
+        "max_execution_time": max(1, int(settings.CLICKHOUSE_INSERT_TIMEOUT)),
+    }
+    if settings.CLICKHOUSE_CLUSTER:
+        pinned |= {"distributed_foreground_insert": 1, "insert_quorum": "auto"}
+    return pinned
+
+
+def event_log_insert(rows: Sequence[EventLogRow], *, token: str) -> None:
+    """Insert `rows` in one insert under the deduplication token `token` (see
+    event_log_insert_settings): sent again with the same token, ClickHouse drops them."""
+    client = clickhouse_client(timeout=settings.CLICKHOUSE_INSERT_TIMEOUT)
+    client.insert(
         event_log_table(),
         rows,
         column_names=EVENT_LOG_COLUMNS,
-        settings={"insert_deduplication_token": digest.hexdigest()},
+        settings=event_log_insert_settings(token),
     )

@@ -4,6 +4,7 @@ Every statement is `IF NOT EXISTS`, and applied versions are recorded in a Repla
 table, so running the migrate role twice, or two of them at once, is safe.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ class SchemaNames:
     database: str
     event_table: str
     cluster: str
+    deduplication_window: int
 
     @property
     def on_cluster(self) -> str:
@@ -32,10 +34,18 @@ class SchemaNames:
         return f"Replicated{name}" if self.cluster else name
 
     @property
-    def deduplication_setting(self) -> str:
-        # Replicated tables deduplicate inserts by default; plain MergeTree tables only with a
-        # window. Either way a re-sent batch with the same insert_deduplication_token is dropped.
-        return "" if self.cluster else "non_replicated_deduplication_window = 10000"
+    def local_table(self) -> str:
+        """Where the rows are stored: the event table itself, or with a cluster the replicated
+        table behind the Distributed one that the relay inserts into."""
+        return f"{self.event_table}_local" if self.cluster else self.event_table
+
+    @property
+    def deduplication_window_setting(self) -> str:
+        """How many recent inserts the stored table remembers by token: a re-sent batch with the
+        same insert_deduplication_token is dropped only while its first insert is among them."""
+        if self.cluster:
+            return "replicated_deduplication_window"
+        return "non_replicated_deduplication_window"
 
     @classmethod
     def from_settings(cls) -> "SchemaNames":
@@ -43,6 +53,7 @@ class SchemaNames:
             database=settings.CLICKHOUSE_DATABASE,
             event_table=settings.CLICKHOUSE_EVENT_TABLE,
             cluster=settings.CLICKHOUSE_CLUSTER,
+            deduplication_window=settings.CLICKHOUSE_DEDUPLICATION_WINDOW,
         )
 
 
@@ -54,12 +65,10 @@ class Migration:
 
 
 def _create_event_log(names: SchemaNames) -> list[str]:
-    settings_clause = (
-        f"SETTINGS {names.deduplication_setting}" if names.deduplication_setting else ""
-    )
+    window = f"{names.deduplication_window_setting} = {names.deduplication_window}"
     return [
         f"""
-        CREATE TABLE IF NOT EXISTS {names.database}.{names.event_table}{names.on_cluster}
+        CREATE TABLE IF NOT EXISTS {names.database}.{names.local_table}{names.on_cluster}
         (
             event_id UUID,
             event_type LowCardinality(String),
@@ -74,14 +83,74 @@ def _create_event_log(names: SchemaNames) -> list[str]:
         PARTITION BY toYYYYMM(event_date_time)
         -- A redelivered event has the same key, so merges (and FINAL) collapse it to one row.
         ORDER BY (event_type, event_date_time, event_id)
-        {settings_clause}
+        SETTINGS {window}
+        """
+    ]
+
+
+def _create_distributed_event_log(names: SchemaNames) -> list[str]:
+    """With a cluster: the table the relay inserts into and readers query, spread over the
+    shards by event_id, so a re-sent batch reaches the same shards under the same token."""
+    if not names.cluster:
+        return []
+    local = f"{names.database}.{names.local_table}"
+    return [
+        f"""
+        CREATE TABLE IF NOT EXISTS {names.database}.{names.event_table}{names.on_cluster}
+        AS {local}
+        ENGINE = Distributed('{names.cluster}', '{names.database}', '{names.local_table}',
+                             cityHash64(event_id))
         """
     ]
 
 
 MIGRATIONS: list[Migration] = [
     Migration(1, "create_event_log", _create_event_log),
+    Migration(2, "create_distributed_event_log", _create_distributed_event_log),
 ]
+
+
+def deduplication_window_ensure(names: SchemaNames) -> int | None:
+    """Raise the stored table's deduplication window to the configured one when it is smaller
+    (a table created by an older release, or by hand); returns the window found.
+
+    Tables keep the window they were created with; without this a larger CLICKHOUSE_
+    DEDUPLICATION_WINDOW would silently not apply.
+    """
+    client = clickhouse_client()
+    query = client.query(
+        """
+        SELECT create_table_query FROM system.tables
+        WHERE database = {database:String} AND name = {table:String}
+        """,
+        parameters={"database": names.database, "table": names.local_table},
+    )
+    if not query.result_rows:
+        return None
+    create_query = str(query.result_rows[0][0])
+    setting = names.deduplication_window_setting
+    match = re.search(rf"\b{setting}\s*=\s*(\d+)", create_query)
+    if match:
+        found = int(match.group(1))
+    else:
+        default = client.query(
+            "SELECT value FROM system.merge_tree_settings WHERE name = {name:String}",
+            parameters={"name": setting},
+        ).first_row
+        found = int(default[0]) if default else 0
+    if found < names.deduplication_window:
+        client.command(
+            f"ALTER TABLE {names.database}.{names.local_table}{names.on_cluster} "
+            f"MODIFY SETTING {setting} = {names.deduplication_window}"
+        )
+        logger.info(
+            "clickhouse_deduplication_window_raised",
+            table=names.local_table,
+            setting=setting,
+            before=found,
+            after=names.deduplication_window,
+        )
+    return found
 
 
 def clickhouse_migrate() -> list[str]:
@@ -119,4 +188,5 @@ def clickhouse_migrate() -> list[str]:
         )
         logger.info("clickhouse_migration_applied", version=migration.version, name=migration.name)
         newly_applied.append(migration.name)
+    deduplication_window_ensure(names)
     return newly_applied

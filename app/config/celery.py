@@ -24,9 +24,10 @@ def _use_django_logging(**_kwargs: object) -> None:
 @worker_init.connect
 def _start_worker_health_reporter(**_kwargs: object) -> None:
     from app.core.dependencies import DEPENDENCY_CHECKS
-    from app.core.heartbeat import HealthReporter, worker_stop_marker
+    from app.core.heartbeat import HealthReporter, Heartbeat, worker_stop_marker
 
     worker_stop_marker(os.getpid()).unlink(missing_ok=True)
+    Heartbeat("worker").start()
     HealthReporter("worker", DEPENDENCY_CHECKS).start()
 
 
@@ -40,6 +41,6 @@ def _tell_tasks_to_stop(**_kwargs: object) -> None:
 
 @beat_init.connect
 def _start_beat_health_reporter(**_kwargs: object) -> None:
-    from app.core.heartbeat import HealthReporter
+    from app.core.heartbeat import Heartbeat
 
-    HealthReporter("beat", dependencies={}).start()
+    Heartbeat("beat").start()

@@ -8,9 +8,13 @@ import structlog
 from django.conf import settings
 from django.db import connection
 
-from app.clickhouse.client import clickhouse_client
+from app.clickhouse.client import clickhouse_ping
 
 logger = structlog.get_logger(__name__)
+
+# Seconds one check may take (PostgreSQL's own is DATABASE_CONNECT_TIMEOUT: each check opens a
+# new connection, so a server that accepts and never answers fails it within that).
+CHECK_TIMEOUT = 2.0
 
 
 def check_database() -> None:
@@ -23,7 +27,9 @@ def check_database() -> None:
 
 def check_broker() -> None:
     client = redis.Redis.from_url(
-        settings.CELERY_BROKER_URL, socket_connect_timeout=2, socket_timeout=2
+        settings.CELERY_BROKER_URL,
+        socket_connect_timeout=CHECK_TIMEOUT,
+        socket_timeout=CHECK_TIMEOUT,
     )
     try:
         client.ping()
@@ -33,8 +39,7 @@ def check_broker() -> None:
 
 def check_clickhouse() -> None:
     # The server, not the event database: the migrate role waits here before creating it.
-    if not clickhouse_client(database="default").ping():
-        raise ConnectionError("ClickHouse did not answer the ping")
+    clickhouse_ping(timeout=CHECK_TIMEOUT)
 
 
 DEPENDENCY_CHECKS: dict[str, Callable[[], None]] = {

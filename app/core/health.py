@@ -31,7 +31,7 @@ from health_check.base import HealthCheck, HealthCheckResult
 from health_check.checks import Cache, Database
 from health_check.exceptions import ServiceUnavailable
 
-from app.clickhouse.client import clickhouse_client
+from app.clickhouse.client import clickhouse_ping
 
 
 @dataclasses.dataclass
@@ -62,11 +62,9 @@ class MigrationsApplied(HealthCheck):
 class ClickHouse(HealthCheck):
     def run(self) -> None:
         try:
-            answered = clickhouse_client().ping()
+            clickhouse_ping(timeout=2)
         except Exception as error:
             raise ServiceUnavailable("unreachable") from error
-        if not answered:
-            raise ServiceUnavailable("unreachable")
 
 
 READINESS_CHECKS = {"database": Database, "migrations": MigrationsApplied}

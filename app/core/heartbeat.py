@@ -1,10 +1,11 @@
 """What the worker, beat and relay write for their exec probes (read by app/config/probe.py).
 
-The main process of the worker (and of beat) runs a reporter thread that refreshes a heartbeat
-file every PROBE_INTERVAL seconds; the worker's also records, beside it, whether PostgreSQL, the
-broker and ClickHouse answer. The heartbeat is deliberately not tied to the broker connection
-(beat's loop, for one, blocks while Redis is away): liveness never depends on a dependency, so a
-Redis blip cannot get a healthy process restarted.
+Liveness and readiness come from different threads. The heartbeat (liveness) is refreshed every
+PROBE_INTERVAL seconds by a thread of its own in the worker and beat (and by the relay loop
+itself), never tied to the broker connection (beat's loop, for one, blocks while Redis is away)
+or to a dependency check: a stalled or unreachable dependency cannot get a healthy process
+restarted. A second thread records whether PostgreSQL, the broker and ClickHouse answer, for
+readiness.
 """
 
 import json
@@ -34,8 +35,56 @@ def write_atomically(path: Path, content: str) -> None:
     partial.replace(path)
 
 
+def heartbeat_touch(role: str) -> None:
+    """`role` is alive and responsive: refresh its liveness file."""
+    touch(heartbeat_path(settings.PROBE_DIR, role))
+
+
+class Heartbeat(threading.Thread):
+    """Refreshes `role`'s heartbeat every interval, and does nothing else: no dependency check
+    can delay it, so a stalled database or ClickHouse never gets a healthy process restarted.
+
+    For the worker and beat, whose main loops Celery owns. The relay loop's heartbeat follows
+    its progress instead (ProgressHeartbeat), so that a loop that is stuck shows as dead.
+    """
+
+    def __init__(self, role: str):
+        super().__init__(name=f"{role}-heartbeat", daemon=True)
+        self.role = role
+
+    def run(self) -> None:
+        while True:
+            heartbeat_touch(self.role)
+            time.sleep(settings.PROBE_INTERVAL)
+
+
+class ProgressHeartbeat(threading.Thread):
+    """Refreshes `role`'s heartbeat while its loop makes progress (`progress()` is called at
+    least every `stale_after` seconds), so that a loop that is stuck fails its liveness probe
+    while one that waits, within its bounds, on a slow dependency does not."""
+
+    def __init__(self, role: str, *, stale_after: float):
+        super().__init__(name=f"{role}-heartbeat", daemon=True)
+        self.role = role
+        self.stale_after = stale_after
+        self._last_progress = time.monotonic()
+
+    def progress(self) -> None:
+        self._last_progress = time.monotonic()
+
+    def run(self) -> None:
+        while True:
+            if time.monotonic() - self._last_progress <= self.stale_after:
+                heartbeat_touch(self.role)
+            time.sleep(settings.PROBE_INTERVAL)
+
+
 class HealthReporter(threading.Thread):
-    """Refreshes `role`'s heartbeat, then records which dependencies answer, every interval."""
+    """Records which dependencies answer, every interval, for `role`'s readiness probe.
+
+    Each check is bounded by its own timeout (app/core/dependencies.py); while one hangs the
+    readiness file ages and the probe fails, which is what readiness is for.
+    """
 
     def __init__(self, role: str, dependencies: dict[str, Callable[[], None]]):
         super().__init__(name=f"{role}-health-reporter", daemon=True)
@@ -45,13 +94,9 @@ class HealthReporter(threading.Thread):
 
     def run(self) -> None:
         while True:
-            touch(heartbeat_path(settings.PROBE_DIR, self.role))
-            if self.dependencies:
-                states = {
-                    name: self._check(name, check) for name, check in self.dependencies.items()
-                }
-                write_atomically(readiness_path(settings.PROBE_DIR, self.role), json.dumps(states))
-                self._last_states = states
+            states = {name: self._check(name, check) for name, check in self.dependencies.items()}
+            write_atomically(readiness_path(settings.PROBE_DIR, self.role), json.dumps(states))
+            self._last_states = states
             time.sleep(settings.PROBE_INTERVAL)
 
     def _check(self, name: str, check: Callable[[], None]) -> str:

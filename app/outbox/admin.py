@@ -1,8 +1,9 @@
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from .models import OutboxEvent
 from .services import outbox_requeue
@@ -45,14 +46,14 @@ class OutboxEventAdmin(_OutboxEventAdminBase):
         "event_id",
         "occurred_at",
         "attempts",
-        "next_attempt_at",
+        "batch_id",
         "dead_lettered_at",
     )
     list_filter = (StateFilter, "event_type")
     search_fields = ("=event_id", "event_type")
     ordering = ("-id",)
     readonly_fields = [field.name for field in OutboxEvent._meta.fields]
-    actions = ("requeue",)
+    actions = ("requeue", "delete_dead_lettered")
     # Counting millions of rows on every page view would be slow.
     show_full_result_count = False
 
@@ -60,6 +61,24 @@ class OutboxEventAdmin(_OutboxEventAdminBase):
     def requeue(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> None:
         requeued = outbox_requeue(outbox_ids=list(queryset.values_list("id", flat=True)))
         self.message_user(request, f"{requeued} event(s) re-queued.", messages.SUCCESS)
+
+    @admin.action(description="Delete selected dead-lettered events", permissions=["delete"])
+    def delete_dead_lettered(
+        self, request: HttpRequest, queryset: QuerySet[OutboxEvent]
+    ) -> HttpResponse | None:
+        """Django's delete-with-confirmation, restricted to dead letters: a pending event is
+        owed to ClickHouse, and deleting it would lose it silently."""
+        return delete_selected(self, request, queryset.filter(dead_lettered_at__isnull=False))
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # it would delete pending events too
+        return actions
+
+    def has_delete_permission(self, request: HttpRequest, obj: OutboxEvent | None = None) -> bool:
+        if obj is not None and obj.dead_lettered_at is None:
+            return False
+        return super().has_delete_permission(request, obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

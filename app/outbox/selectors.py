@@ -1,38 +1,103 @@
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
-from .models import OutboxEvent
+from .batches import BATCHES
+from .models import OutboxEvent, OutboxRelayHealth
+
+
+@dataclass(frozen=True)
+class RelayHealth:
+    """What the relays last reported (OutboxRelayHealth), as operators read it."""
+
+    breaker: str  # "closed" or "open"
+    breaker_open_until: datetime | None
+    consecutive_failures: int
+    last_failure: str
+    last_failure_blame: str
+    last_failure_at: datetime | None
+
+    def as_dict(self, *, detailed: bool = True) -> dict[str, Any]:
+        return {
+            "breaker": self.breaker,
+            "breaker_open_until": _iso(self.breaker_open_until),
+            "consecutive_failures": self.consecutive_failures,
+            # Error texts can name hosts: only for those allowed to see details.
+            "last_failure": self.last_failure if detailed else "",
+            "last_failure_blame": self.last_failure_blame,
+            "last_failure_at": _iso(self.last_failure_at),
+        }
 
 
 @dataclass(frozen=True)
 class OutboxStatus:
     pending: int
+    # Pending rows a relay may take now: not in a batch, or in a batch whose lease ran out.
     due: int
+    # Pending rows in batches waiting for a retry after ClickHouse rejected their data.
+    retrying: int
     dead: int
     oldest_pending_age_seconds: float | None
     # {attempts: rows} over pending and dead rows alike.
     attempts_histogram: dict[int, int]
+    relay: RelayHealth
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, *, detailed: bool = True) -> dict[str, Any]:
         return {
             "pending": self.pending,
             "due": self.due,
+            "retrying": self.retrying,
             "dead": self.dead,
             "oldest_pending_age_seconds": self.oldest_pending_age_seconds,
             "attempts_histogram": {str(k): v for k, v in self.attempts_histogram.items()},
+            "relay": self.relay.as_dict(detailed=detailed),
         }
 
-    def summary_lines(self) -> list[str]:
-        """The backlog in three lines, as `outbox_status` and the status page print it."""
+    def summary_lines(self, *, detailed: bool = True) -> list[str]:
+        """The backlog and the relay, as `outbox_status` and the status page print them (the
+        failure's text only when `detailed`: it can name hosts)."""
         age = self.oldest_pending_age_seconds
+        relay = self.relay
+        breaker = relay.breaker
+        if relay.breaker_open_until is not None and relay.breaker == "open":
+            breaker += f" until {relay.breaker_open_until.isoformat(timespec='seconds')}"
+        if relay.consecutive_failures:
+            breaker += f" ({relay.consecutive_failures} failures in a row)"
+        failure = "-"
+        if relay.last_failure_at is not None:
+            when = relay.last_failure_at.isoformat(timespec="seconds")
+            failure = f"{when} [{relay.last_failure_blame}]"
+            if detailed:
+                failure += f" {relay.last_failure}"
         return [
-            f"pending: {self.pending} ({self.due} due)",
+            f"pending: {self.pending} ({self.due} due, {self.retrying} retrying)",
             f"oldest pending age: {'-' if age is None else f'{age:.1f}s'}",
             f"dead-lettered: {self.dead}",
+            f"relay breaker: {breaker}",
+            f"last failure: {failure}",
         ]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def relay_health() -> RelayHealth:
+    health = OutboxRelayHealth.objects.filter(pk=1).first() or OutboxRelayHealth()
+    now = timezone.now()
+    is_open = health.breaker_open_until is not None and health.breaker_open_until > now
+    return RelayHealth(
+        breaker="open" if is_open else "closed",
+        breaker_open_until=health.breaker_open_until,
+        consecutive_failures=health.consecutive_failures or 0,
+        last_failure=health.last_failure or "",
+        last_failure_blame=health.last_failure_blame or "",
+        last_failure_at=health.last_failure_at,
+    )
 
 
 def outbox_status() -> OutboxStatus:
@@ -40,10 +105,21 @@ def outbox_status() -> OutboxStatus:
     pending_filter = Q(dead_lettered_at__isnull=True)
     totals = OutboxEvent.objects.aggregate(
         pending=Count("id", filter=pending_filter),
-        due=Count("id", filter=pending_filter & Q(next_attempt_at__lte=now)),
+        unbatched=Count("id", filter=pending_filter & Q(batch_id__isnull=True)),
         dead=Count("id", filter=~pending_filter),
         oldest_pending=Min("occurred_at", filter=pending_filter),
     )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT coalesce(sum(cardinality(outbox_ids))
+                            FILTER (WHERE leased_until <= clock_timestamp()), 0),
+                   coalesce(sum(cardinality(outbox_ids))
+                            FILTER (WHERE leased_until > clock_timestamp() AND attempts > 0), 0)
+            FROM {BATCHES}
+            """  # noqa: S608 (the table name comes from the model)
+        )
+        batched_due, retrying = cursor.fetchone()
     histogram = dict(
         OutboxEvent.objects.values_list("attempts")
         .annotate(rows=Count("id"))
@@ -53,8 +129,10 @@ def outbox_status() -> OutboxStatus:
     oldest = totals["oldest_pending"]
     return OutboxStatus(
         pending=totals["pending"],
-        due=totals["due"],
+        due=totals["unbatched"] + int(batched_due),
+        retrying=int(retrying),
         dead=totals["dead"],
         oldest_pending_age_seconds=(now - oldest).total_seconds() if oldest else None,
         attempts_histogram=histogram,
+        relay=relay_health(),
     )

@@ -1,4 +1,4 @@
-"""The status page, `GET /healthz/status`: every dependency and the outbox backlog.
+"""The status page, `GET /healthz/status`: every dependency, the outbox backlog and the relay.
 
 Served through the normal middleware stack (an allowed host, HTTPS in production), unlike the
 probes. Text by default; JSON with `Accept: application/json` or `?format=json`. Error texts,
@@ -17,7 +17,8 @@ from .selectors import outbox_status
 def status(request: HttpRequest) -> HttpResponse:
     results = run_checks(STATUS_CHECKS)
     healthy = not any(result.error for result in results.values())
-    states = check_states(results, detailed=settings.DEBUG or request.user.is_staff)
+    detailed = settings.DEBUG or request.user.is_staff
+    states = check_states(results, detailed=detailed)
     backlog = outbox_status() if not results["database"].error else None
     wants_json = request.GET.get("format") == "json" or "application/json" in request.headers.get(
         "Accept", ""
@@ -27,7 +28,7 @@ def status(request: HttpRequest) -> HttpResponse:
             {
                 "status": "ok" if healthy else "unavailable",
                 "checks": states,
-                "outbox": backlog.as_dict() if backlog else None,
+                "outbox": backlog.as_dict(detailed=detailed) if backlog else None,
             },
             status=200 if healthy else 503,
         )
@@ -35,5 +36,5 @@ def status(request: HttpRequest) -> HttpResponse:
         return response
     lines = [f"{name}: {state}" for name, state in states.items()]
     if backlog:
-        lines += [f"outbox {line}" for line in backlog.summary_lines()]
+        lines += [f"outbox {line}" for line in backlog.summary_lines(detailed=detailed)]
     return text_response(lines, healthy=healthy)

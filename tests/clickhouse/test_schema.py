@@ -3,7 +3,12 @@ import sys
 
 from app.clickhouse.client import clickhouse_client
 from app.clickhouse.event_log import event_log_table
-from app.clickhouse.schema import MIGRATIONS, SchemaNames, clickhouse_migrate
+from app.clickhouse.schema import (
+    MIGRATIONS,
+    SchemaNames,
+    clickhouse_migrate,
+    deduplication_window_ensure,
+)
 from app.config.env import PROJECT_ROOT
 
 
@@ -18,7 +23,7 @@ def test_migrations_are_idempotent_and_recorded(clickhouse_url):
     assert recorded == [(migration.version, migration.name) for migration in MIGRATIONS]
 
 
-def test_the_event_log_keeps_the_seed_columns_and_deduplicates_on_event_id(clickhouse_url):
+def test_the_event_log_keeps_its_columns_and_deduplicates_on_event_id(clickhouse_url):
     client = clickhouse_client()
     database, table = event_log_table().split(".")
     columns = dict(
@@ -44,14 +49,61 @@ def test_the_event_log_keeps_the_seed_columns_and_deduplicates_on_event_id(click
     assert "event_id" in sorting_key
 
 
-def test_a_clustered_deployment_gets_replicated_tables_on_the_cluster():
-    names = SchemaNames(database="analytics", event_table="events", cluster="main")
+def _parses(statement: str) -> bool:
+    """ClickHouse's own parser accepts `statement` (formatQuery raises on a syntax error)."""
+    query = "SELECT formatQuery({statement:String})"
+    return bool(clickhouse_client().query(query, parameters={"statement": statement}).first_row[0])
 
-    (statement,) = MIGRATIONS[0].statements(names)
 
-    assert "CREATE TABLE IF NOT EXISTS analytics.events ON CLUSTER 'main'" in statement
-    assert "ENGINE = ReplicatedReplacingMergeTree" in statement
-    assert "non_replicated_deduplication_window" not in statement
+def test_a_clustered_deployment_inserts_through_a_distributed_table_sharded_by_event_id(
+    clickhouse_url,
+):
+    names = SchemaNames(
+        database="analytics", event_table="events", cluster="main", deduplication_window=10_000
+    )
+
+    (local,) = MIGRATIONS[0].statements(names)
+    (distributed,) = MIGRATIONS[1].statements(names)
+
+    assert "CREATE TABLE IF NOT EXISTS analytics.events_local ON CLUSTER 'main'" in local
+    assert "ENGINE = ReplicatedReplacingMergeTree" in local
+    assert "SETTINGS replicated_deduplication_window = 10000" in local
+    assert "CREATE TABLE IF NOT EXISTS analytics.events ON CLUSTER 'main'" in distributed
+    assert "AS analytics.events_local" in distributed
+    assert "Distributed('main', 'analytics', 'events_local',\n" in distributed
+    assert "cityHash64(event_id))" in distributed
+    assert _parses(local)
+    assert _parses(distributed)
+
+
+def test_a_single_server_has_no_distributed_table():
+    names = SchemaNames(database="d", event_table="events", cluster="", deduplication_window=7)
+
+    (local,) = MIGRATIONS[0].statements(names)
+
+    assert "CREATE TABLE IF NOT EXISTS d.events\n" in local
+    assert "SETTINGS non_replicated_deduplication_window = 7" in local
+    assert MIGRATIONS[1].statements(names) == []
+
+
+def _create_table_query() -> str:
+    database, table = event_log_table().split(".")
+    query = "SELECT create_table_query FROM system.tables WHERE database = %(d)s AND name = %(t)s"
+    return str(
+        clickhouse_client().query(query, parameters={"d": database, "t": table}).first_row[0]
+    )
+
+
+def test_the_migrate_role_raises_a_deduplication_window_smaller_than_configured(event_log):
+    clickhouse_client().command(
+        f"ALTER TABLE {event_log} MODIFY SETTING non_replicated_deduplication_window = 5"
+    )
+
+    found = deduplication_window_ensure(SchemaNames.from_settings())
+
+    assert found == 5
+    assert "non_replicated_deduplication_window = 10000" in _create_table_query()
+    assert deduplication_window_ensure(SchemaNames.from_settings()) == 10_000
 
 
 def test_the_embedded_engine_url_works_end_to_end(tmp_path):

@@ -46,3 +46,45 @@ def test_the_admin_requeue_action_brings_dead_rows_back(admin_client, dead_row):
     dead_row.refresh_from_db()
     assert dead_row.dead_lettered_at is None
     assert OutboxEvent.objects.filter(dead_lettered_at__isnull=True).count() == 1
+
+
+def _delete_selected(admin_client, action: str, rows, *, confirm: bool):
+    data = {"action": action, "_selected_action": [row.pk for row in rows]}
+    if confirm:
+        data["post"] = "yes"
+    return admin_client.post(reverse("admin:outbox_outboxevent_changelist"), data, follow=True)
+
+
+@pytest.mark.django_db
+def test_the_admin_cannot_delete_pending_events(admin_client, dead_row):
+    pending = outbox_rows_create(2)
+
+    for action in ("delete_selected", "delete_dead_lettered"):
+        _delete_selected(admin_client, action, pending, confirm=True)
+
+    assert OutboxEvent.objects.filter(pk__in=[row.pk for row in pending]).count() == 2
+    change_page = admin_client.get(reverse("admin:outbox_outboxevent_change", args=[pending[0].pk]))
+    assert "Delete" not in change_page.text.split("submit-row", 1)[-1][:2000]
+    assert (
+        admin_client.post(
+            reverse("admin:outbox_outboxevent_delete", args=[pending[0].pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+
+
+@pytest.mark.django_db
+def test_the_admin_deletes_dead_lettered_events_after_a_confirmation(admin_client, dead_row):
+    (pending,) = outbox_rows_create(1)
+
+    asked = _delete_selected(
+        admin_client, "delete_dead_lettered", [dead_row, pending], confirm=False
+    )
+
+    assert "Are you sure" in asked.text
+    assert OutboxEvent.objects.filter(pk=dead_row.pk).exists()
+
+    _delete_selected(admin_client, "delete_dead_lettered", [dead_row, pending], confirm=True)
+
+    assert not OutboxEvent.objects.filter(pk=dead_row.pk).exists()
+    assert OutboxEvent.objects.filter(pk=pending.pk).exists()

@@ -2,12 +2,11 @@ import time
 
 import pytest
 from django.conf import settings as django_settings
-from django.utils import timezone
 
 from app.clickhouse.schema import clickhouse_migrate
-from app.outbox.models import OutboxEvent
+from app.outbox.models import OutboxBatch, OutboxEvent, OutboxRelayHealth
 from app.outbox.services import outbox_relay_drain
-from tests.support.clickhouse import event_log_count, running_devserver
+from tests.support.clickhouse import event_log_plain_count, running_devserver
 from tests.support.fixtures import use_clickhouse
 
 
@@ -39,22 +38,29 @@ def test_requests_succeed_while_clickhouse_is_down_and_the_backlog_drains_after(
     assert [_register(client, number).status_code for number in range(5)] == [201] * 5
 
     down = outbox_relay_drain()
-    assert (down.relayed, down.failed) == (0, 5)
-    rows = list(OutboxEvent.objects.all())
-    assert {row.attempts for row in rows} == {1}
-    assert all(row.next_attempt_at > timezone.now() for row in rows)
-    assert all("OperationalError" in row.last_error for row in rows)
-    assert outbox_relay_drain().batches == 0  # backing off: nothing is due yet
+    assert down.backing_off
+    assert (down.relayed, down.failed, down.dead_lettered) == (0, 0, 0)
+    # An infrastructure failure costs the rows nothing: no attempt, no new place in line.
+    assert set(OutboxEvent.objects.values_list("attempts", flat=True)) == {0}
+    (batch,) = OutboxBatch.objects.all()
+    assert "OperationalError" in batch.last_error
+    assert outbox_relay_drain().backing_off  # the breaker is open: ClickHouse is not called
 
     assert [_register(client, number).status_code for number in range(5, 8)] == [201] * 3
     time.sleep(django_settings.OUTBOX_BACKOFF_MAX)
-    assert outbox_relay_drain().failed == 8
-    assert sorted(OutboxEvent.objects.values_list("attempts", flat=True)) == [1] * 3 + [2] * 5
+    assert outbox_relay_drain().backing_off  # the trial batch failed too
+    assert set(OutboxEvent.objects.values_list("attempts", flat=True)) == {0}
+    health = OutboxRelayHealth.objects.get()
+    assert health.consecutive_failures == 2
+    assert health.last_failure_blame == "infrastructure"
+    assert "OperationalError" in health.last_failure
 
     with running_devserver(own_clickhouse, port=port):
         time.sleep(django_settings.OUTBOX_BACKOFF_MAX)
-        back = outbox_relay_drain()
+        relayed = outbox_relay_drain().relayed
+        relayed += outbox_relay_drain().relayed  # the batch owed first, then the newer rows
 
-        assert back.relayed == 8
+        assert relayed == 8
         assert not OutboxEvent.objects.exists()
-        assert event_log_count(event_type="user_created") == 8
+        assert event_log_plain_count() == 8
+        assert OutboxRelayHealth.objects.get().consecutive_failures == 0

@@ -43,7 +43,7 @@ def test_outbox_status_reports_pending_dead_age_and_attempts(one_dead_row):
     assert report["oldest_pending_age_seconds"] >= 2  # the factory backdates its rows
     assert report["attempts_histogram"] == {"0": 3, "1": 1}
     text = _call("outbox_status")
-    assert "pending: 3 (3 due)" in text
+    assert "pending: 3 (3 due, 0 retrying)" in text
     assert "dead-lettered: 1" in text
 
 
@@ -96,3 +96,23 @@ def test_the_relay_loop_relays_and_stops_cleanly_on_a_signal(
     assert relay.returncode == 0
     assert f"{stop_signal.name}, stopping" in relay.stderr.read()
     assert event_log_count() == 30
+
+
+@pytest.mark.django_db
+def test_outbox_status_shows_the_breaker_and_the_last_failure(event_log, settings):
+    settings.CLICKHOUSE_URL = "http://127.0.0.1:1/"  # nothing listens there
+    settings.OUTBOX_BACKOFF_BASE = 60
+    outbox_rows_create(2)
+    call_command("outbox_relay", "--once")
+
+    report = json.loads(_call("outbox_status", "--json"))
+
+    assert report["pending"] == 2
+    assert report["due"] == 2  # the batch is owed, and any relay may retry it now
+    assert report["relay"]["breaker"] == "open"
+    assert report["relay"]["consecutive_failures"] == 1
+    assert report["relay"]["last_failure_blame"] == "infrastructure"
+    assert "OperationalError" in report["relay"]["last_failure"]
+    text = _call("outbox_status")
+    assert "relay breaker: open until" in text
+    assert "[infrastructure] OperationalError" in text

@@ -5,12 +5,13 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
 
 from app.clickhouse.client import clickhouse_client
 from app.config.env import PROJECT_ROOT
-from app.outbox.models import OutboxEvent
+from app.outbox.models import OutboxBatch, OutboxEvent
 from app.outbox.services import (
     outbox_relay_batch,
     outbox_relay_drain,
@@ -28,8 +29,8 @@ def _plain_count(table: str) -> int:
 
 @pytest.fixture
 def insert_counter(monkeypatch):
-    """Counts ClickHouse inserts; every insert still goes to ClickHouse unchanged."""
-    client = clickhouse_client()
+    """Counts the relay's ClickHouse inserts; every insert still goes to ClickHouse unchanged."""
+    client = clickhouse_client(timeout=django_settings.CLICKHOUSE_INSERT_TIMEOUT)
     real_insert = client.insert
     inserts: list[int] = []
 
@@ -107,7 +108,7 @@ def _kill_a_relay_between_insert_and_delete(process_env, event_log) -> None:
     """A relay process SIGKILLed right after ClickHouse stored its batch of 10, before
     PostgreSQL recorded it; its lease on the batch runs out after one second."""
     dying = subprocess.run(
-        [sys.executable, "-m", "tests.support.scripts.relay_killed_at", "_delete_relayed"],
+        [sys.executable, "-m", "tests.support.scripts.relay_killed_at", "_settle"],
         cwd=PROJECT_ROOT,
         env={**process_env, "OUTBOX_LEASE_SECONDS": "1"},
         check=False,
@@ -193,25 +194,30 @@ def test_requeue_without_a_filter_requeues_nothing(event_log, settings):
 
 
 @pytest.mark.django_db
-def test_failed_attempts_back_off_exponentially_then_dead_letter(event_log, settings):
+def test_rejected_attempts_back_off_exponentially_then_dead_letter(event_log, settings):
     settings.OUTBOX_MAX_ATTEMPTS = 3
     settings.OUTBOX_BACKOFF_BASE = 10
     (row,) = outbox_rows_create(1, event_type="Bad Type")
 
     delays = []
-    for _attempt in range(3):
-        OutboxEvent.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now())
+    for _attempt in range(2):
         before = timezone.now()
-        outbox_relay_batch()
-        row.refresh_from_db()
-        delays.append((row.next_attempt_at - before).total_seconds())
+        assert outbox_relay_batch().failed == 1
+        (batch,) = OutboxBatch.objects.all()
+        delays.append((batch.leased_until - before).total_seconds())
+        # Its retry time, brought forward so the next attempt is now.
+        OutboxBatch.objects.update(leased_until=timezone.now())
+    assert outbox_relay_batch().dead_lettered == 1
 
-    # min(10 * 2**attempts, cap) seconds, times a jitter factor in [0.5, 1]
+    # min(10 * 2**(attempts - 1), cap) seconds, times a jitter factor in [0.5, 1]
     assert 5 <= delays[0] <= 10.5
     assert 10 <= delays[1] <= 20.5
+    row.refresh_from_db()
     assert row.attempts == 3
     assert row.dead_lettered_at is not None
-    assert row.last_error
+    assert "VIOLATED_CONSTRAINT" in row.last_error
+    assert row.batch_id == batch.id  # it keeps its batch's identity
+    assert not OutboxBatch.objects.exists()
 
 
 @pytest.mark.django_db

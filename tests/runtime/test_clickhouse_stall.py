@@ -88,12 +88,14 @@ def test_a_clickhouse_that_never_answers_holds_no_transaction_and_no_liveness(
     assert wait_until(lambda: probe_exit_code("relay-ready", env) == 0, timeout=30)
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_relay_loop_that_is_stuck_fails_its_liveness_probe(role_env):
-    env = {**role_env, "PROBE_INTERVAL": "0.5"}
+    # A batch may take up to its lease; this loop's third one never ends.
+    env = {**role_env, "PROBE_INTERVAL": "0.5", "OUTBOX_LEASE_SECONDS": "2"}
     stuck = subprocess.Popen(
         [sys.executable, "-m", "tests.support.scripts.relay_stuck"],
         cwd=PROJECT_ROOT,
-        env={**env, "DEBUG": "true"},
+        env={**env, "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "app.config.settings"},
     )
     try:
         # Alive while its loop turns, then stale once the loop hangs (its readiness thread

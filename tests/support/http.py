@@ -7,7 +7,7 @@ import json
 SECURE = {"Host": "api.example.com", "X-Forwarded-Proto": "https"}
 
 
-def register(port: int, email: str, *, password: str = "Slow-Enough-Hash-8841") -> str:
+def register(port: int, email: str, *, password: str = "Slow-Enough-Hash-8841") -> str:  # noqa: S107
     """POST one registration on a fresh connection; the outcome as a short string: the status
     code, `refused`, `broken: …` or `incomplete: …`."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)

@@ -51,7 +51,7 @@ CLICKHOUSE_EVENT_TABLE = env.str("CLICKHOUSE_EVENT_TABLE", default="event_log")
 CLICKHOUSE_CLUSTER = env.str("CLICKHOUSE_CLUSTER", default="")
 # Seconds to connect to ClickHouse.
 CLICKHOUSE_CONNECT_TIMEOUT = env.float("CLICKHOUSE_CONNECT_TIMEOUT", default=5.0)
-# Seconds to wait for a ClickHouse response.
+# Seconds to wait for a ClickHouse response (queries, DDL).
 CLICKHOUSE_SEND_RECEIVE_TIMEOUT = env.float("CLICKHOUSE_SEND_RECEIVE_TIMEOUT", default=60.0)
 for _name, _value in (
     ("CLICKHOUSE_DATABASE", CLICKHOUSE_DATABASE),
@@ -59,3 +59,9 @@ for _name, _value in (
 ):
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", _value):
         raise ImproperlyConfigured(f"{_name} must be a plain identifier, got {_value!r}")
+# Seconds one relay insert may take in all: the client's socket timeout for it (progress headers
+# off, so a slow server cannot stretch it) and the server's max_execution_time.
+CLICKHOUSE_INSERT_TIMEOUT = env.float("CLICKHOUSE_INSERT_TIMEOUT", default=15.0)
+# Inserts the event table remembers for deduplication (its non_replicated_ or
+# replicated_deduplication_window); the migrate role raises a smaller one.
+CLICKHOUSE_DEDUPLICATION_WINDOW = env.int("CLICKHOUSE_DEDUPLICATION_WINDOW", default=10_000)

@@ -90,11 +90,34 @@ DATABASE_URL = env_required_in_production(
 DATABASE_CONN_MAX_AGE = env.int("DATABASE_CONN_MAX_AGE", default=60)
 # Seconds to wait for a PostgreSQL connection.
 DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+# Milliseconds a statement may run before PostgreSQL cancels it (0: no limit). The migrate
+# role lifts it for its own session.
+DATABASE_STATEMENT_TIMEOUT_MS = env.int("DATABASE_STATEMENT_TIMEOUT_MS", default=30_000)
+# Milliseconds a session may sit idle inside a transaction before PostgreSQL ends it (0: no
+# limit): a client that died without a reset cannot hold row locks and vacuum's horizon.
+DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS = env.int(
+    "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", default=60_000
+)
+# The name PostgreSQL shows for these sessions (pg_stat_activity.application_name).
+DATABASE_APPLICATION_NAME = env.str("DATABASE_APPLICATION_NAME", default="die-hard")
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = DATABASE_CONN_MAX_AGE
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-    "connect_timeout", DATABASE_CONNECT_TIMEOUT
+DATABASES["default"].setdefault("OPTIONS", {}).update(
+    {
+        "connect_timeout": DATABASE_CONNECT_TIMEOUT,
+        "application_name": DATABASE_APPLICATION_NAME,
+        "options": (
+            f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
+            f" -c idle_in_transaction_session_timeout={DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS}"
+        ),
+        # A peer that vanished without a reset (a node lost, a partition) is noticed within
+        # about a minute instead of the kernel's two hours.
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
 )
 
 # Redis: the cache and the Celery broker (`redis://:password@host:6379/0`, `rediss://...`).

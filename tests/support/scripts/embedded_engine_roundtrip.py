@@ -14,6 +14,6 @@ from tests.support.clickhouse import event_log_count  # noqa: E402
 
 clickhouse_migrate()
 row = EventLogRow(uuid.uuid4(), "embedded_check", datetime.now(UTC), "test", "{}", 1)
-event_log_insert([row])
-event_log_insert([row])
+event_log_insert([row], token="embedded-roundtrip")
+event_log_insert([row], token="embedded-roundtrip")
 print("count", event_log_count(event_type="embedded_check"))  # noqa: T201

@@ -2,7 +2,7 @@
 
     python -m tests.support.scripts.relay_killed_at FUNCTION
 
-FUNCTION names a function of app.outbox.services (for example `_delete_relayed`: ClickHouse has
+FUNCTION names a function of app.outbox.services (for example `_settle`: ClickHouse has
 the batch, PostgreSQL has not recorded it). The process kills itself, as the kernel's OOM killer
 or a node failure would, exactly there: nothing after that line runs, no handler, no rollback.
 """

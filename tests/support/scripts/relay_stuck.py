@@ -1,6 +1,6 @@
 """`manage.py outbox_relay` whose third batch hangs forever (a stuck loop, not a dead process).
 
-    python -m tests.support.scripts.relay_stuck
+python -m tests.support.scripts.relay_stuck
 """
 
 import threading

@@ -7,7 +7,10 @@ from app.outbox.selectors import outbox_status
 
 
 class Command(BaseCommand):
-    help = "Show the outbox backlog: pending, due, dead-lettered, oldest age, attempts."
+    help = (
+        "Show the outbox backlog (pending, due, retrying, dead-lettered, oldest age, attempts) "
+        "and the relay's circuit breaker and last failure."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
