@@ -28,6 +28,7 @@ SOURCES = [
         CONFIG / "blocks" / f"{name}.py"
         for name in (
             "django",
+            "api",
             "security",
             "clickhouse",
             "outbox",

@@ -14,3 +14,6 @@ os.environ.setdefault("DEBUG", "true")
 os.environ["SENTRY_CONFIG_DSN"] = ""
 # Redis database 15, not the development stack's 0: wake-ups sent by the tests stay apart.
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+# Rate limits are under test in tests/users (with settings of their own), not everywhere else.
+os.environ.setdefault("REGISTRATION_RATE_PER_CLIENT", "off")
+os.environ.setdefault("REGISTRATION_RATE_GLOBAL", "off")

@@ -6,6 +6,7 @@ always, Sentry only when SENTRY_CONFIG_DSN is set). gunicorn's master reads only
 needs (app/config/gunicorn.py), and the exec probes only theirs (app/config/probe.py).
 """
 
+from .blocks.api import *
 from .blocks.celery import *
 from .blocks.clickhouse import *
 from .blocks.django import *

@@ -1,6 +1,7 @@
 from http import HTTPStatus
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, JsonResponse
 from django.utils.decorators import method_decorator
@@ -8,7 +9,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
 
 from app.core.api import ApiError, Field, JsonApiView, parse_json_object
+from app.core.ratelimit import rate_limit_hit
 
+from .hashing import PasswordHashingBusy
 from .models import User
 from .services import UserEmailAlreadyRegistered, user_register
 
@@ -44,6 +47,20 @@ class UserRegistrationView(JsonApiView):
     http_method_names = ["post", "options"]
 
     def post(self, request: HttpRequest) -> JsonResponse:
+        limited = rate_limit_hit(
+            request,
+            group="registration",
+            rates={
+                "client": settings.REGISTRATION_RATE_PER_CLIENT,
+                "global": settings.REGISTRATION_RATE_GLOBAL,
+            },
+        )
+        if limited is not None:
+            raise ApiError(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                f"Too many registrations ({limited.scope} limit); try again later.",
+                retry_after_seconds=limited.retry_after_seconds,
+            )
         payload = parse_json_object(request, REGISTRATION_FIELDS)
         try:
             user = user_register(**payload)
@@ -56,5 +73,11 @@ class UserRegistrationView(JsonApiView):
                 HTTPStatus.CONFLICT,
                 "A user with this email is already registered.",
                 {"email": ["A user with this email is already registered."]},
+            ) from None
+        except PasswordHashingBusy:
+            raise ApiError(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                "Too many registrations at once here; try again in a moment.",
+                retry_after_seconds=1,
             ) from None
         return JsonResponse(user_public_fields(user), status=HTTPStatus.CREATED)

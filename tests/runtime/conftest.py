@@ -112,6 +112,8 @@ def role_env(proxies, tmp_path) -> dict[str, str]:
         "WEB_CONCURRENCY": "2",
         "WEB_THREADS": "4",
         "WORKER_CONCURRENCY": "1",
+        "REGISTRATION_RATE_PER_CLIENT": "off",
+        "REGISTRATION_RATE_GLOBAL": "off",
     }
 
 

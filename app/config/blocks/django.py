@@ -131,6 +131,15 @@ CACHES = {
 }
 
 AUTH_USER_MODEL = "users.User"
+# Argon2id with OWASP's parameters for new passwords (a public endpoint hashes them: memory-hard,
+# about 20 MiB and tens of milliseconds each); PBKDF2 hashes made before still verify, and are
+# upgraded at the next login.
+PASSWORD_HASHERS = [
+    "app.users.hashers.Argon2idPasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -157,6 +166,3 @@ STORAGES = {
 }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-
-# The largest request body, in bytes, the API accepts; larger requests get 413.
-API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)

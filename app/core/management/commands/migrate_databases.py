@@ -32,6 +32,8 @@ class Command(BaseCommand):
             raise CommandError(f"cannot migrate: {error}") from error
         with connection.cursor() as cursor:
             # A second migrate (another Job, a retried pod) waits here, then finds nothing to do.
+            # A migration may rewrite or index a large table: no statement timeout for it.
+            cursor.execute("SET statement_timeout = 0")
             cursor.execute("SELECT pg_advisory_lock(%s)", [_MIGRATION_LOCK_KEY])
             try:
                 call_command("migrate", interactive=False, verbosity=options["verbosity"])
