@@ -15,27 +15,38 @@ REDACTED = "[redacted]"
 _SENSITIVE_KEY = re.compile(
     r"pass(word)?|secret|token|authorization|cookie|api_?key|dsn|credential", re.IGNORECASE
 )
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]+):[^@\s]+@", re.IGNORECASE)
+# scheme://user:password@host. The user may be empty (`redis://:pw@cache`) or an unencoded email;
+# the password runs to the last `@` before the path, so one containing `@` is hidden whole.
+_URL_PASSWORD = re.compile(r"(?P<userinfo>[a-z][a-z0-9+.-]*://[^:/\s]*):[^/\s]*@", re.IGNORECASE)
+# key=value connection strings (libpq: `host=db password=pw`, `password = 'p w'`, `sslpassword`);
+# a quoted value may hold spaces and backslash-escaped quotes.
+_ASSIGNED_PASSWORD = re.compile(
+    r"(?P<key>\b\w*password\s*=\s*)(?:'(?:[^'\\]|\\.)*(?:'|$)|\"(?:[^\"\\]|\\.)*(?:\"|$)|\S+)",
+    re.IGNORECASE,
+)
 
 
-def _redact(value: Any) -> Any:
+def redact(value: Any) -> Any:
+    """`value` with credentials hidden: the items of dicts (at any depth) whose key looks like a
+    credential, and passwords written inside strings (URLs, key=value connection strings)."""
     if isinstance(value, dict):
         return {
-            key: REDACTED if _SENSITIVE_KEY.search(str(key)) else _redact(item)
+            key: REDACTED if _SENSITIVE_KEY.search(str(key)) else redact(item)
             for key, item in value.items()
         }
     if isinstance(value, list | tuple):
-        return type(value)(_redact(item) for item in value)
+        return type(value)(redact(item) for item in value)
     if isinstance(value, str):
-        return _URL_PASSWORD.sub(rf"\g<scheme>:{REDACTED}@", value)
+        value = _URL_PASSWORD.sub(rf"\g<userinfo>:{REDACTED}@", value)
+        return _ASSIGNED_PASSWORD.sub(rf"\g<key>{REDACTED}", value)
     return value
 
 
 def redact_sensitive_values(
     _logger: WrappedLogger, _method_name: str, event_dict: EventDict
 ) -> EventDict:
-    """Hide credentials: values of password/secret/token-like keys and passwords in URLs."""
-    return cast(EventDict, _redact(event_dict))
+    """Hide credentials: values of password/secret/token-like keys and passwords in text."""
+    return cast(EventDict, redact(event_dict))
 
 
 def _shared_processors() -> list[Processor]:

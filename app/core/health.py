@@ -18,6 +18,7 @@ ALLOWED_HOSTS and SECURE_SSL_REDIRECT are strict, and they skip sessions and aut
 
 import asyncio
 import dataclasses
+import datetime
 from collections.abc import Iterable
 from typing import ClassVar
 
@@ -76,11 +77,18 @@ STATUS_CHECKS = {
 }
 
 
-def run_checks(checks: dict[str, type[HealthCheck]]) -> dict[str, HealthCheckResult]:
-    """Run the checks concurrently, each within its timeout (django-health-check's runner)."""
+def run_checks(
+    checks: dict[str, type[HealthCheck]], *, timeout: float | None = None
+) -> dict[str, HealthCheckResult]:
+    """Run the checks concurrently, each within its timeout (django-health-check's runner;
+    `timeout` seconds when given, else each check's default)."""
+    instances = [check() for check in checks.values()]
+    if timeout:
+        for instance in instances:
+            instance.timeout = datetime.timedelta(seconds=timeout)
 
     async def gather() -> list[HealthCheckResult]:
-        return await asyncio.gather(*(check().get_result() for check in checks.values()))
+        return await asyncio.gather(*(instance.get_result() for instance in instances))
 
     return dict(zip(checks, async_to_sync(gather)(), strict=True))
 

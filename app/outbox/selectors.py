@@ -87,15 +87,17 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def relay_health() -> RelayHealth:
-    health = OutboxRelayHealth.objects.filter(pk=1).first() or OutboxRelayHealth()
+    health = OutboxRelayHealth.objects.filter(pk=1).first()
+    if health is None:  # no relay has failed yet
+        return RelayHealth("closed", None, 0, "", "", None)
     now = timezone.now()
     is_open = health.breaker_open_until is not None and health.breaker_open_until > now
     return RelayHealth(
         breaker="open" if is_open else "closed",
         breaker_open_until=health.breaker_open_until,
-        consecutive_failures=health.consecutive_failures or 0,
-        last_failure=health.last_failure or "",
-        last_failure_blame=health.last_failure_blame or "",
+        consecutive_failures=health.consecutive_failures,
+        last_failure=health.last_failure,
+        last_failure_blame=health.last_failure_blame,
         last_failure_at=health.last_failure_at,
     )
 

@@ -146,3 +146,67 @@ def test_no_password_reaches_the_logs(client, capture_logs, user_factory, log_fo
     assert REDACTED in output
     for secret in (registered_password, weak_password, structlog_password, url_password):
         assert secret not in output
+
+
+@pytest.mark.parametrize(
+    ("logged", "shown"),
+    [
+        pytest.param(
+            "postgres://u:secretpw@h/db", f"postgres://u:{REDACTED}@h/db", id="url-user-password"
+        ),
+        pytest.param(
+            "redis://:Redis-Secret-1@cache:6379/0",
+            f"redis://:{REDACTED}@cache:6379/0",
+            id="url-password-only",
+        ),
+        pytest.param(
+            "postgres://app:Pa@ss@word-2@db:5432/app",
+            f"postgres://app:{REDACTED}@db:5432/app",
+            id="url-password-with-at",
+        ),
+        pytest.param(
+            "cannot reach postgres://ada@example.com:Mail-User-3@db/app: refused",
+            f"cannot reach postgres://ada@example.com:{REDACTED}@db/app: refused",
+            id="url-user-with-at",
+        ),
+        pytest.param(
+            "host=db port=5432 password=Libpq-Secret-4 dbname=app",
+            f"host=db port=5432 password={REDACTED} dbname=app",
+            id="libpq",
+        ),
+        pytest.param(
+            "host=db password = Libpq-Secret-5 sslpassword=Key-Secret-6",
+            f"host=db password = {REDACTED} sslpassword={REDACTED}",
+            id="libpq-spaced-and-sslpassword",
+        ),
+        pytest.param(
+            r"host=db password='Se cret \' 7' dbname=app",
+            f"host=db password={REDACTED} dbname=app",
+            id="libpq-quoted",
+        ),
+        pytest.param("PASSWORD=Env-Secret-8", f"PASSWORD={REDACTED}", id="uppercase-assignment"),
+        # Nothing secret: left as it is.
+        pytest.param(
+            "postgres://app@db:5432/app", "postgres://app@db:5432/app", id="url-user-only"
+        ),
+        pytest.param(
+            "https://example.com:8443/users/ada@example.com",
+            "https://example.com:8443/users/ada@example.com",
+            id="url-at-in-path",
+        ),
+        pytest.param(
+            "host=db port=5432 dbname=app",
+            "host=db port=5432 dbname=app",
+            id="libpq-without-password",
+        ),
+    ],
+)
+def test_credentials_inside_text_are_redacted(capture_logs, logged, shown):
+    logs = capture_logs()
+
+    structlog.get_logger("tests.logging").info("database_configured", url=logged)
+    logging.getLogger("tests.logging").warning("connecting to %s", logged)
+
+    [structlog_record, stdlib_record] = logs.records()
+    assert structlog_record["url"] == shown
+    assert stdlib_record["event"] == f"connecting to {shown}"
