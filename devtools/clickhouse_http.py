@@ -5,6 +5,7 @@ The embedded engine lives inside one process, so processes that must share a Cli
 ordinary HTTP client instead: the production code path, the real engine behind it.
 
     python -m devtools.clickhouse_http --path DATA_DIR [--host 127.0.0.1] [--port 8123]
+        [--allow-host NAME]... [--max-body-bytes 268435456]
 
 With `--port 0` a free port is picked. Either way the first line on stdout, once the engine is
 ready, is `listening HOST:PORT`; stdout stays quiet after that.
@@ -16,10 +17,24 @@ parameter and/or the request body (concatenated with a newline, as ClickHouse do
 `param_<name>` bind parameters, and every other non-transport parameter as a setting. Errors come
 back as HTTP 500 with ClickHouse's `Code: N. DB::Exception: …` text.
 
+A web page in the developer's browser can send requests to a loopback port, so, as on a server:
+- A GET runs read-only statements only (SELECT, WITH … SELECT, SHOW, DESCRIBE, EXISTS, EXPLAIN;
+  ClickHouse runs GET queries with readonly=2), and so does a request with a non-zero `readonly`
+  parameter; anything else gets `Code: 164 … (READONLY)` and runs nothing. The engine's own
+  parser tells what a statement is, and such a request may hold one only (chdb would run several).
+- Only requests whose `Host` names 127.0.0.1, localhost or [::1] (any port) are served, and when
+  they carry an `Origin`, it must be such a name too; others get 403 and run nothing. That
+  defeats DNS rebinding and cross-site requests. `--allow-host NAME` (repeatable) trusts another
+  name in both headers, for a front bound with `--host` to an address other processes reach.
+- A request body (`Content-Length` or chunked, counted as it comes) over `--max-body-bytes`
+  (default 256 MiB) gets 413 before the rest is read, and the connection is closed.
+
 Limits: all requests share one engine session, serialised by a lock (`session_id` is ignored,
 so a `SET` or `USE` statement, or a temporary table, is seen by every later request); request
-and response bodies are held in memory; responses are never compressed; multipart requests
-(external data, form-encoded parameters) are refused. Credentials are not checked.
+and response bodies are held in memory, and a compressed request body is decompressed whole,
+with no limit of its own; responses are never compressed; multipart requests (external data,
+form-encoded parameters) are refused; a POST may write a file with `INTO OUTFILE`, which a
+server refuses. Credentials are not checked.
 """
 
 from __future__ import annotations
@@ -31,6 +46,7 @@ import json
 import logging
 import re
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -47,13 +63,16 @@ from chdb.session import Session
 logger = logging.getLogger(__name__)
 
 # URL parameters that steer ClickHouse's HTTP handler rather than name a setting. `query`,
-# `database` and `default_format` are used; the rest concern sessions, progress headers, response
-# compression or the wire protocol, none of which this front varies, so they are ignored.
+# `database`, `default_format` and `readonly` are used (the front enforces `readonly` itself: set
+# on the shared session, the engine would refuse ever to unset it); the rest concern sessions,
+# progress headers, response compression or the wire protocol, none of which this front varies,
+# so they are ignored.
 _TRANSPORT_PARAMS = frozenset(
     {
         "query",
         "database",
         "default_format",
+        "readonly",
         "user",
         "password",
         "quota_key",
@@ -78,9 +97,25 @@ _SETTING_NAME = re.compile(r"[A-Za-z_]\w*")
 _DATA_INSERT = re.compile(rb"\s*(INSERT\s+INTO\s[^\n]*?)\s+FORMAT\s+(\w+)[^\S\n]*(?:\n|\Z)", re.I)
 _TRAILING_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*\Z", re.I)
 # Statements with a result set; ClickHouse names their format even when the result is empty,
-# which is how clickhouse-connect's command() tells an empty result from a plain summary.
+# which is how clickhouse-connect's command() tells an empty result from a plain summary. In the
+# engine's canonical form of a statement, they are the read-only ones.
 _RESULT_STATEMENT = re.compile(r"[\s(]*(?:SELECT|WITH|SHOW|DESC|DESCRIBE|EXISTS|EXPLAIN)\b", re.I)
+# A server refuses INTO OUTFILE over HTTP; the embedded engine writes the file.
+_INTO_OUTFILE = re.compile(r"\bINTO OUTFILE\b")
 _ERROR_CODE = re.compile(r"Code: (\d+)\.")
+# A query parameter's value is read in the escaped (TabSeparated) form.
+_ESCAPED = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+_LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+# `host[:port]` as in a Host header or an origin, an IPv6 address in brackets.
+_AUTHORITY = re.compile(r"(?:\[(?P<ipv6>[0-9a-f:.]+)\]|(?P<name>[^\s:/?#@\[\]]+))(?::\d*)?")
+_ORIGIN = re.compile(r"https?://(?P<authority>[^/]*)")
+_DIGITS = re.compile(r"[0-9]+")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
+# The longest chunk-size or trailer line read.
+_MAX_LINE = 8192
+# How long a refused request's connection stays open to take in what the client still sends.
+_LINGER_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -150,6 +185,21 @@ class Engine:
                 }
         return Result(b"", summary)
 
+    def reads_only(self, scope: Scope, sql: str) -> bool:
+        """Whether `sql` is one statement that only reads, as the engine's own parser sees it.
+
+        The first keyword of the text would not do: a comment can come first, `WITH … INSERT …`
+        is an insert, and the engine runs `SELECT 1; DROP TABLE t` as two statements (which
+        this parse refuses, with ClickHouse's error for several statements).
+        """
+        canonical = self.query(
+            scope,
+            "SELECT formatQuerySingleLine({sql:String})",
+            "TabSeparatedRaw",
+            {"sql": sql.translate(_ESCAPED)},
+        ).body.decode()
+        return bool(_RESULT_STATEMENT.match(canonical)) and not _INTO_OUTFILE.search(canonical)
+
     def _switch(self, scope: Scope) -> None:
         """Bring the session to the scope's database and settings, touching only changes."""
         if scope.database != self._database:
@@ -177,6 +227,40 @@ class EngineError(Exception):
 
     def __init__(self, code: int, message: str, name: str) -> None:
         super().__init__(f"Code: {code}. DB::Exception: {message}. ({name})")
+
+
+class Refused(Exception):
+    """A request answered without running anything; its body may be left unread."""
+
+    def __init__(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+        self.headers = headers or {}
+
+
+def _too_large(limit: int) -> Refused:
+    error = EngineError(
+        307, f"The request body is larger than {limit} bytes (--max-body-bytes)", "TOO_MANY_BYTES"
+    )
+    return Refused(413, str(error), {"X-ClickHouse-Exception-Code": "307"})
+
+
+def _host_name(authority: str) -> str | None:
+    """The host of a Host header or of an origin's `host[:port]`, in lower case; None when it is
+    not one."""
+    authority = authority.strip().lower()
+    if authority == "::1":  # an IPv6 address without brackets, as some clients send it
+        return authority
+    match = _AUTHORITY.fullmatch(authority)
+    if not match:
+        return None
+    return match["ipv6"] or match["name"]
+
+
+def _origin_host_name(origin: str) -> str | None:
+    match = _ORIGIN.fullmatch(origin.strip().lower())  # `null` (an opaque origin) does not match
+    return _host_name(match["authority"]) if match else None
 
 
 def _identifier(name: str) -> str:
@@ -234,12 +318,26 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._handle()
 
+    def handle_expect_100(self) -> bool:
+        # Refuse before the client sends the body it announced, rather than after.
+        try:
+            self._check_request()
+        except Refused as refused:
+            self._refuse(refused)
+            return False
+        return super().handle_expect_100()
+
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s " + format, self.address_string(), *args)
 
     def _handle(self) -> None:
         url = urlsplit(self.path)
-        body = self._read_body()
+        try:
+            self._check_request()
+            body = self._read_body()
+        except Refused as refused:
+            self._refuse(refused)
+            return
         if url.path == "/ping" or (url.path == "/" and not url.query and not body):
             self._reply(200, b"Ok.\n", {"Content-Type": "text/plain; charset=UTF-8"})
             return
@@ -281,7 +379,17 @@ class Handler(BaseHTTPRequestHandler):
                 if k not in _TRANSPORT_PARAMS and not k.startswith("param_")
             },
         )
-        if insert := _DATA_INSERT.match(body):
+        insert = _DATA_INSERT.match(body)
+        read_only = self.command == "GET" or params.get("readonly", "0") not in ("", "0")
+        if read_only and (insert or not engine.reads_only(scope, body.decode())):
+            message = "Cannot execute query in readonly mode"
+            if self.command == "GET":
+                message += (
+                    ". For queries over HTTP, method GET implies readonly. "
+                    "You should use method POST for modifying queries"
+                )
+            raise EngineError(164, message, "READONLY")
+        if insert:
             head, fmt = insert.group(1).decode(), insert.group(2).decode()
             result = engine.insert(scope, head, fmt, body[insert.end() :])
         else:
@@ -296,16 +404,75 @@ class Handler(BaseHTTPRequestHandler):
         headers["Content-Type"] = "application/octet-stream"
         self._reply(200, result.body, headers)
 
+    def _check_request(self) -> None:
+        """Refuse, before reading its body, a request a web page could have sent (a name other
+        than the allowed ones in Host or Origin) and a body declared over the limit."""
+        allowed = self.server.allowed_hosts
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) != 1 or _host_name(hosts[0]) not in allowed:
+            raise Refused(
+                403,
+                f"Forbidden: Host {', '.join(map(repr, hosts)) or 'missing'}. This development "
+                "ClickHouse front serves 127.0.0.1, localhost and [::1] (see --allow-host).\n",
+            )
+        origins = self.headers.get_all("Origin") or []
+        if origins and (len(origins) > 1 or _origin_host_name(origins[0]) not in allowed):
+            raise Refused(
+                403,
+                f"Forbidden: Origin {', '.join(map(repr, origins))}. This development ClickHouse "
+                "front serves pages from 127.0.0.1, localhost and [::1] (see --allow-host).\n",
+            )
+        if self._chunked():
+            return
+        lengths = self.headers.get_all("Content-Length") or []
+        if len(lengths) > 1 or (lengths and not _DIGITS.fullmatch(lengths[0].strip())):
+            raise Refused(400, "Bad request: a malformed Content-Length.\n")
+        if lengths and int(lengths[0]) > self.server.max_body_bytes:
+            raise _too_large(self.server.max_body_bytes)
+
+    def _chunked(self) -> bool:
+        return self.headers.get("Transfer-Encoding", "").lower() == "chunked"
+
     def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while size := int(self.rfile.readline().split(b";", 1)[0], 16):
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()  # the CRLF that ends each chunk
-            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                pass  # trailer fields
-            return b"".join(chunks)
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if not self._chunked():
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        # Each chunk's size comes before its data, so the body is refused before anything over
+        # the limit is read.
+        limit = self.server.max_body_bytes
+        chunks, total = [], 0
+        while True:
+            line = self.rfile.readline(_MAX_LINE)
+            size = _CHUNK_SIZE.fullmatch(line.split(b";", 1)[0].strip())
+            if not size or not line.endswith(b"\n"):
+                raise Refused(400, "Bad request: a malformed chunk size.\n")
+            if not (length := int(size.group(), 16)):
+                break
+            total += length
+            if total > limit:
+                raise _too_large(limit)
+            chunks.append(self.rfile.read(length))
+            self.rfile.readline(_MAX_LINE)  # the CRLF that ends each chunk
+        while (line := self.rfile.readline(_MAX_LINE)) not in (b"\r\n", b"\n", b""):
+            total += len(line)  # trailer fields, dropped
+            if total > limit:
+                raise _too_large(limit)
+        return b"".join(chunks)
+
+    def _refuse(self, refused: Refused) -> None:
+        """Answer, and close the connection: the request's body may be unread."""
+        headers = {"Content-Type": "text/plain; charset=UTF-8", "Connection": "close"}
+        self._reply(refused.status, refused.text.encode(), headers | refused.headers)
+        # Closing a socket with unread input resets the connection, and the client can lose the
+        # answer before it reads it: take in (and drop) what it still sends, for a moment.
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + _LINGER_SECONDS
+            while (left := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(left)
+                if not self.connection.recv(65536):
+                    break
+        except OSError:
+            pass  # the client went away, or kept sending longer than the moment
 
     def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
@@ -320,9 +487,25 @@ class DevServer(ThreadingHTTPServer):
     # An AF_INET server: once bound, its address is (host, port).
     server_address: tuple[str, int]
 
-    def __init__(self, address: tuple[str, int], engine: Engine) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        engine: Engine,
+        *,
+        allowed_hosts: frozenset[str],
+        max_body_bytes: int,
+    ) -> None:
         super().__init__(address, Handler)
         self.engine = engine
+        self.allowed_hosts = allowed_hosts
+        self.max_body_bytes = max_body_bytes
+
+
+def _allowed_host(value: str) -> str:
+    name = _host_name(value)
+    if name is None:
+        raise argparse.ArgumentTypeError(f"not a host name: {value!r}")
+    return name
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -330,13 +513,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--path", required=True, help="the chdb data directory")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8123, help="0 picks a free port")
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        type=_allowed_host,
+        metavar="NAME",
+        help="serve requests naming NAME in Host or Origin too (repeatable); by default only "
+        "127.0.0.1, localhost and [::1]",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=256 * 1024 * 1024,
+        help="larger request bodies get 413 (default: 256 MiB)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="DEBUG logs every request")
     args = parser.parse_args(argv)
     log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=args.log_level.upper(), format=log_format)
 
     engine = Engine(args.path)
-    server = DevServer((args.host, args.port), engine)
+    server = DevServer(
+        (args.host, args.port),
+        engine,
+        allowed_hosts=_LOOPBACK_NAMES | set(args.allow_host),
+        max_body_bytes=args.max_body_bytes,
+    )
 
     def stop(signum: int, frame: object) -> None:
         # shutdown() waits for serve_forever() to return, so it cannot run on this thread.

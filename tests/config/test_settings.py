@@ -154,6 +154,24 @@ def test_an_unparseable_value_names_its_variable(isolated_project, variable, val
     assert variable in error
 
 
+def test_production_refuses_the_embedded_clickhouse_engine(isolated_project):
+    """chdb:// is a development tool: the image does not ship it, and it has no authentication."""
+    env = {**PRODUCTION_ENV, "CLICKHOUSE_URL": "chdb:///var/lib/die-hard/clickhouse"}
+
+    error = configuration_error(isolated_project.manage("check", env=env))
+
+    assert "CLICKHOUSE_URL" in error
+    assert "chdb://" in error
+
+
+def test_development_accepts_an_embedded_clickhouse_engine_url(isolated_project):
+    settings = isolated_project.settings(
+        "CLICKHOUSE_URL", env={"DEBUG": "true", "CLICKHOUSE_URL": "chdb:///tmp/die-hard-engine"}
+    )
+
+    assert settings["CLICKHOUSE_URL"] == "chdb:///tmp/die-hard-engine"
+
+
 @pytest.mark.parametrize(
     ("seed_variables", "expected_url"),
     [

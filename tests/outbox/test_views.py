@@ -1,8 +1,6 @@
 """The status page: anonymous callers learn only the overall state; staff see every check, the
 backlog and the relay; the checks run at most once per few seconds per process, bounded in time."""
 
-import json
-
 import pytest
 
 from app.outbox import views
@@ -39,7 +37,9 @@ def test_staff_see_every_check_the_backlog_and_the_relay(client, superuser, even
     report = client.get("/healthz/status?format=json", **SECURE).json()
 
     assert report["status"] == "ok"
-    assert report["checks"] == dict.fromkeys(["database", "migrations", "redis", "clickhouse"], "ok")
+    assert report["checks"] == dict.fromkeys(
+        ["database", "migrations", "redis", "clickhouse"], "ok"
+    )
     assert report["outbox"]["pending"] == 3
     assert report["outbox"]["relay"]["breaker"] == "closed"
 

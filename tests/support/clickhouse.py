@@ -14,14 +14,15 @@ from app.config.env import PROJECT_ROOT
 
 
 @contextmanager
-def running_devserver(data_dir: Path, *, port: int = 0) -> Iterator[str]:
-    """Start the embedded-engine HTTP front on `port` (0: any free one); yields its URL.
+def running_devserver(data_dir: Path, *options: str, port: int = 0) -> Iterator[str]:
+    """Start the embedded-engine HTTP front on `port` (0: any free one), with extra
+    command-line `options`; yields its URL.
 
     On leaving, the front gets SIGTERM and must exit cleanly.
     """
     process = subprocess.Popen(
         [sys.executable, "-m", "devtools.clickhouse_http", "--path", str(data_dir),
-         "--host", "127.0.0.1", "--port", str(port)],
+         "--host", "127.0.0.1", "--port", str(port), *options],
         cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -26,7 +26,8 @@ def _clickhouse_url_from_host_variables() -> str | None:
 
 
 # `http(s)://user:password@host:port/database` for a ClickHouse server, `chdb://<path>` for the
-# embedded engine. Required in production unless CLICKHOUSE_HOST is set. Default:
+# embedded engine (development only: refused when DEBUG=false). Required in production unless
+# CLICKHOUSE_HOST is set. Default:
 # `chdb://.data/clickhouse` with DEBUG=true.
 CLICKHOUSE_URL: str = (
     env.str("CLICKHOUSE_URL", default="") or _clickhouse_url_from_host_variables() or ""
@@ -39,6 +40,13 @@ if not CLICKHOUSE_URL:
     CLICKHOUSE_URL = f"chdb://{PROJECT_ROOT / '.data' / 'clickhouse'}"
 if not CLICKHOUSE_URL.startswith(("http://", "https://", "chdb://")):
     raise ImproperlyConfigured("CLICKHOUSE_URL must start with http://, https:// or chdb://")
+if CLICKHOUSE_URL.startswith("chdb://") and not DEBUG:
+    # The embedded engine is a development tool: the image does not ship it, and neither it nor
+    # its HTTP front (devtools.clickhouse_http) checks credentials.
+    raise ImproperlyConfigured(
+        "CLICKHOUSE_URL must not be chdb:// (the embedded engine, development only) "
+        "when DEBUG=false"
+    )
 
 # The database of the event table (created by the migrate role). Default: the URL's path,
 # else `default`.
