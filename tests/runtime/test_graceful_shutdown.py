@@ -19,8 +19,8 @@ from tests.support.processes import probe_exit_code, wait_until
 def test_sigterm_to_gunicorn_mid_stream_completes_every_request_and_loses_no_event(
     start_role, role_env, event_log
 ):
-    # The production password hasher makes each request slow enough that several are always
-    # in flight when SIGTERM lands.
+    # Eight clients registering back to back with the production password hasher: several
+    # requests are always in flight when SIGTERM lands.
     web = start_role("web", role_env)
     port = int(role_env["WEB_BIND"].rsplit(":", 1)[1])
     assert wait_until(lambda: _register(port, "warm-up@example.com") == "201", timeout=30)
@@ -52,11 +52,13 @@ def test_sigterm_to_gunicorn_mid_stream_completes_every_request_and_loses_no_eve
     completed = {email for email, outcome in outcomes.items() if outcome == "201"}
     registered = set(User.objects.values_list("email", flat=True)) - {"warm-up@example.com"}
     assert completed, outcomes
-    # Every request gunicorn took was answered in full; the only others never reached Django
-    # (refused, or reset in the listen backlog), and none of those registered anyone.
+    # Every request gunicorn took was answered in full (201, or the documented 503 when all
+    # of a process's hashing slots were busy, which writes nothing); the only others never
+    # reached Django (refused, or reset in the listen backlog), and none of those registered
+    # anyone.
     assert registered == completed
     assert all(
-        outcome == "201" or outcome == "refused" or outcome.startswith("broken")
+        outcome in ("201", "503", "refused") or outcome.startswith("broken")
         for outcome in outcomes.values()
     ), outcomes
 
