@@ -6,9 +6,12 @@ and a README.
 tests/deploy/test_k8s.py fails when k8s/ differs from what this script writes.
 """
 
+import base64
 import re
 import shutil
 import subprocess
+
+import yaml
 
 from app.config.env import PROJECT_ROOT
 from scripts.helm import tool_path
@@ -26,6 +29,8 @@ SECRET_PLACEHOLDERS = {
     "REDIS_URL": "redis://:PASSWORD@REDIS-HOST:6379/0",
     "CLICKHOUSE_URL": "https://USER:PASSWORD@CLICKHOUSE-HOST:8443/default",
 }
+# `helm template` labels every object `managed-by: Helm`; these are applied with kubectl.
+_MANAGED_BY = ("app.kubernetes.io/managed-by: Helm", "app.kubernetes.io/managed-by: kustomize")
 _SOURCE = re.compile(r"^# Source: [^/]+/templates/(?P<path>\S+)\n", re.MULTILINE)
 
 NAMESPACE_YAML = f"""\
@@ -54,9 +59,14 @@ kubectl apply -f k8s/namespace.yaml -f /tmp/die-hard-secret.yaml
 # 2. Everything else: the migrate Job, web, worker, beat, their Service, PDBs, ConfigMap.
 kubectl apply -k k8s/
 
-# 3. Scale the relay workers.
+# 3. Scale the relay workers (they start as one pod: the manifests leave `replicas` out).
 kubectl --namespace {NAMESPACE} scale deployment/{RELEASE}-worker --replicas=4
 ```
+
+- The worker Deployment has no `replicas`, so the count `kubectl scale` sets survives the next
+  `kubectl apply -k k8s/` (an applied `replicas` would reset it).
+- The objects are labelled `app.kubernetes.io/managed-by: kustomize`, not Helm: Helm did not
+  install them and `helm upgrade` would refuse to adopt them.
 
 - The image is `die-hard:<version>`: point `images:` in `kustomization.yaml` (or an overlay) at
   your registry. The migrate Job's name carries a hash of the image it was rendered with, and a
@@ -88,7 +98,7 @@ def _helm_template(*args: str) -> str:
     )
     if result.returncode:
         raise RuntimeError(f"helm template failed:\n{result.stderr}")
-    return result.stdout
+    return result.stdout.replace(*_MANAGED_BY)
 
 
 def _documents(rendered: str) -> dict[str, str]:
@@ -120,8 +130,7 @@ def k8s_manifests() -> dict[str, str]:
         "# An example of the Secret every pod reads (envFrom): replace each placeholder, apply it\n"
         "# with `kubectl apply -f`, and keep the filled-in copy out of version control. It is not\n"
         "# part of kustomization.yaml. Optional keys: CELERY_BROKER_URL, CLICKHOUSE_PASSWORD,\n"
-        "# SENTRY_CONFIG_DSN (see docs/configuration.md).\n"
-        + secret.replace("\nmetadata:\n", f"\nmetadata:\n  namespace: {NAMESPACE}\n", 1)
+        "# SENTRY_CONFIG_DSN (see docs/configuration.md).\n" + _editable_secret(secret)
     )
     files["namespace.yaml"] = NAMESPACE_YAML
     files["kustomization.yaml"] = (
@@ -135,6 +144,16 @@ def k8s_manifests() -> dict[str, str]:
     )
     files["README.md"] = README
     return files
+
+
+def _editable_secret(rendered: str) -> str:
+    """The chart's Secret as a person fills it in: `stringData` in plain text, set keys only (the
+    chart itself renders every key under `data`, see templates/secret.yaml)."""
+    secret = yaml.safe_load(rendered)
+    data = {name: base64.b64decode(value).decode() for name, value in secret.pop("data").items()}
+    secret["metadata"] = {"namespace": NAMESPACE, **secret["metadata"]}
+    secret["stringData"] = {name: value for name, value in data.items() if value}
+    return yaml.safe_dump(secret, sort_keys=False)
 
 
 def _chart_app_version() -> str:

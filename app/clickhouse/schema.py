@@ -153,6 +153,28 @@ def deduplication_window_ensure(names: SchemaNames) -> int | None:
     return found
 
 
+def clickhouse_pending_migrations() -> list[str]:
+    """The names of the migrations not applied yet, in order; creates and changes nothing (what
+    the workers' wait-for-migrations init container asks before they start)."""
+    names = SchemaNames.from_settings()
+    client = clickhouse_client(database="default")
+    tables = client.query(
+        "SELECT count() FROM system.tables WHERE database = {database:String} "
+        "AND name = {table:String}",
+        parameters={"database": names.database, "table": MIGRATIONS_TABLE},
+    ).result_rows
+    applied: set[int] = set()
+    if tables[0][0]:
+        applied = {
+            row[0]
+            for row in client.query(
+                # Identifiers only, checked by the settings.
+                f"SELECT version FROM {names.database}.{MIGRATIONS_TABLE} FINAL"  # noqa: S608
+            ).result_rows
+        }
+    return [migration.name for migration in MIGRATIONS if migration.version not in applied]
+
+
 def clickhouse_migrate() -> list[str]:
     """Create the database and apply the migrations not applied yet; returns their names."""
     names = SchemaNames.from_settings()

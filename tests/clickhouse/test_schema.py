@@ -1,5 +1,10 @@
+import os
 import subprocess
 import sys
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from app.clickhouse.client import clickhouse_client
 from app.clickhouse.event_log import event_log_table
@@ -7,6 +12,7 @@ from app.clickhouse.schema import (
     MIGRATIONS,
     SchemaNames,
     clickhouse_migrate,
+    clickhouse_pending_migrations,
     deduplication_window_ensure,
 )
 from app.config.env import PROJECT_ROOT
@@ -21,6 +27,22 @@ def test_migrations_are_idempotent_and_recorded(clickhouse_url):
         .result_rows
     )
     assert recorded == [(migration.version, migration.name) for migration in MIGRATIONS]
+
+
+def test_check_reports_nothing_pending_once_the_schema_is_applied(clickhouse_url, capsys):
+    assert clickhouse_pending_migrations() == []
+    call_command("clickhouse_migrate", "--check")
+
+
+def test_check_lists_pending_migrations_and_changes_nothing(clickhouse_url, settings):
+    """What the workers' wait-for-migrations init container runs before the new schema is there."""
+    database = f"test_die_hard_pending_{os.getpid()}"
+    settings.CLICKHOUSE_DATABASE = database
+    assert clickhouse_pending_migrations() == [migration.name for migration in MIGRATIONS]
+    with pytest.raises(CommandError, match="pending ClickHouse migration"):
+        call_command("clickhouse_migrate", "--check")
+    databases = clickhouse_client(database="default").query("SHOW DATABASES").result_rows
+    assert (database,) not in databases, "--check must not create anything"
 
 
 def test_the_event_log_keeps_its_columns_and_deduplicates_on_event_id(clickhouse_url):

@@ -114,7 +114,7 @@ BAD_VALUES = {
     "wrong type": (
         ["--set-string", "web.replicas=two"],
         {
-            "helm4": "'/web/replicas': got string, want integer",
+            "helm4": "'/web/replicas': got string, want null or integer",
             "helm3": "web.replicas: Invalid type",
         },
     ),

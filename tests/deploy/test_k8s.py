@@ -55,3 +55,13 @@ def test_k8s_readme_explains_scaling_workers():
     readme = (OUTPUT / "README.md").read_text()
     assert f"kubectl --namespace die-hard scale deployment/{RELEASE}-worker --replicas=" in readme
     assert "kubectl apply -k k8s/" in readme
+
+
+def test_plain_manifests_do_not_claim_helm_manages_them(kubectl_kustomized):
+    for document in kubectl_kustomized:
+        labels = document["metadata"].get("labels", {})
+        if document["kind"] != "Namespace":
+            assert labels.get("app.kubernetes.io/managed-by") == "kustomize", document["metadata"]
+        assert "helm.sh/chart" not in labels or labels["app.kubernetes.io/managed-by"] != "Helm"
+    text = "".join(path.read_text() for path in OUTPUT.rglob("*.yaml"))
+    assert "managed-by: Helm" not in text

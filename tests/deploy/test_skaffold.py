@@ -15,16 +15,48 @@ def skaffold() -> dict:
 
 
 def _apply_patches(config: dict, patches: list[dict]) -> dict:
-    """JSON patch (RFC 6902) `add` operations, as skaffold applies a profile's patches."""
+    """JSON patch (RFC 6902) `add`, `replace` and `remove` operations, as skaffold applies a
+    profile's patches (a missing target fails, as it does in skaffold)."""
     config = copy.deepcopy(config)
     for patch in patches:
-        assert patch["op"] == "add", patch
+        assert patch["op"] in ("add", "replace", "remove"), patch
         *parents, last = patch["path"].lstrip("/").split("/")
         node = config
         for part in parents:
             node = node[int(part)] if isinstance(node, list) else node[part]
         assert isinstance(node, dict), f"{patch['path']}: parent is not a mapping"
-        node[last] = patch["value"]
+        if patch["op"] == "remove":
+            del node[last]  # KeyError: skaffold refuses to remove what is not there
+        else:
+            assert patch["op"] == "add" or last in node, patch
+            node[last] = patch["value"]
+    return config
+
+
+def _overlay(base: object, profile: object) -> object:
+    """Skaffold's profile overlay: a mapping field of the profile is overlaid key by key on the
+    base's (so `deploy.kubectl` joins a base `deploy.helm`); anything else replaces it."""
+    if isinstance(base, dict) and isinstance(profile, dict):
+        merged = dict(base)
+        for key, value in profile.items():
+            merged[key] = _overlay(base.get(key), value) if key in base else value
+        return merged
+    return copy.deepcopy(profile)
+
+
+PROFILE_FIELDS = ("build", "test", "manifests", "deploy", "portForward", "verify")
+
+
+def effective_config(skaffold: dict, profile_name: str | None) -> dict:
+    """The configuration skaffold runs with `-p profile_name` (None: no profile)."""
+    config = {key: value for key, value in skaffold.items() if key != "profiles"}
+    if profile_name is None:
+        return config
+    (profile,) = [p for p in skaffold["profiles"] if p["name"] == profile_name]
+    config = _apply_patches(config, profile.get("patches", []))
+    for key in PROFILE_FIELDS:
+        if key in profile:
+            config[key] = _overlay(config.get(key, {}), profile[key])
     return config
 
 
@@ -127,3 +159,161 @@ def test_k8s_profile_deploys_the_plain_manifests(skaffold, kubectl_kustomized):
         if d["kind"] == "Service"
     }
     assert (forward["resourceName"], forward["namespace"]) in services
+
+
+# The parts of skaffold's v4beta13 JSON schema (docs-v2/content/en/schemas/v4beta13.json in
+# GoogleContainerTools/skaffold) that this file uses, closed as skaffold's own schema is. The
+# whole schema is not on any package index reachable here, so this subset is written down.
+SKAFFOLD_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "kind"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "skaffold/v4beta13"},
+        "kind": {"const": "Config"},
+        "metadata": {"type": "object"},
+        "build": {"type": "object"},
+        "manifests": {"$ref": "#/definitions/manifests"},
+        "deploy": {"$ref": "#/definitions/deploy"},
+        "portForward": {"type": "array"},
+        "profiles": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string"},
+                    "activation": {"type": "array"},
+                    "requiresAllActivations": {"type": "boolean"},
+                    "patches": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["path"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "op": {
+                                    "enum": ["add", "remove", "replace", "move", "copy", "test"]
+                                },
+                                "path": {"type": "string"},
+                                "value": {},
+                                "from": {"type": "string"},
+                            },
+                        },
+                    },
+                    "build": {"type": "object"},
+                    "test": {"type": "array"},
+                    "manifests": {"$ref": "#/definitions/manifests"},
+                    "deploy": {"$ref": "#/definitions/deploy"},
+                    "portForward": {"type": "array"},
+                    "resourceSelector": {"type": "object"},
+                    "verify": {"type": "array"},
+                    "customActions": {"type": "array"},
+                },
+            },
+        },
+    },
+    "definitions": {
+        "manifests": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "rawYaml": {"type": "array", "items": {"type": "string"}},
+                "kustomize": {"type": "object"},
+                "helm": {"type": "object"},
+                "kpt": {"type": "object"},
+                "hooks": {"type": "object"},
+                "transform": {"type": "array"},
+                "validate": {"type": "array"},
+                "output": {"type": "string"},
+            },
+        },
+        "deploy": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "helm": {"type": "object"},
+                "kubectl": {"type": "object"},
+                "kpt": {"type": "object"},
+                "docker": {"type": "object"},
+                "cloudrun": {"type": "object"},
+                "statusCheck": {"type": "boolean"},
+                "statusCheckDeadlineSeconds": {"type": "integer"},
+                "tolerateFailuresUntilDeadline": {"type": "boolean"},
+                "kubeContext": {"type": "string"},
+                "logs": {"type": "object"},
+            },
+        },
+    },
+}
+
+
+def test_skaffold_yaml_follows_the_skaffold_schema(skaffold):
+    import jsonschema
+
+    jsonschema.validate(skaffold, SKAFFOLD_SCHEMA)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**skaffold, "deplyo": {}}, SKAFFOLD_SCHEMA)
+
+
+def _objects(config: dict, helm) -> dict[str, list[tuple[str, str]]]:
+    """Source -> (kind, name) of the objects a configuration deploys."""
+    sources: dict[str, list[tuple[str, str]]] = {}
+    for release in config.get("deploy", {}).get("helm", {}).get("releases", []):
+        values = [f"--values={PROJECT_ROOT / f}" for f in release.get("valuesFiles", [])]
+        result = helm.run(
+            "template", release["name"], str(PROJECT_ROOT / release["chartPath"]), *values
+        )
+        assert result.returncode == 0, result.stderr
+        sources[f"helm:{release['name']}"] = [
+            (d["kind"], d["metadata"]["name"]) for d in result.documents if d["kind"] != "Pod"
+        ]
+    manifests = config.get("manifests", {})
+    for path in manifests.get("kustomize", {}).get("paths", []):
+        documents = yaml.safe_load_all((PROJECT_ROOT / path / "kustomization.yaml").read_text())
+        (kustomization,) = documents
+        sources[f"kustomize:{path}"] = [
+            (d["kind"], d["metadata"]["name"])
+            for resource in kustomization["resources"]
+            for d in yaml.safe_load_all((PROJECT_ROOT / path / resource).read_text())
+            if d
+        ]
+    for path in manifests.get("rawYaml", []):
+        sources[f"rawYaml:{path}"] = [
+            (d["kind"], d["metadata"]["name"])
+            for d in yaml.safe_load_all((PROJECT_ROOT / path).read_text())
+            if d
+        ]
+    return sources
+
+
+@pytest.mark.parametrize("profile", [None, "dev", "k8s"])
+def test_each_profile_deploys_exactly_one_set_of_objects(skaffold, helm, profile):
+    """`skaffold run -p k8s` must not deploy the chart beside k8s/ (profiles overlay deploy)."""
+    config = effective_config(skaffold, profile)
+    sources = _objects(config, helm)
+    app = [name for name, objects in sources.items() if ("Deployment", f"{RELEASE}-web") in objects]
+    assert len(app) == 1, f"profile {profile}: the application comes from {app}"
+    seen: dict[tuple[str, str], str] = {}
+    for source, objects in sources.items():
+        for obj in objects:
+            assert obj not in seen, f"profile {profile}: {obj} from {seen.get(obj)} and {source}"
+            seen[obj] = source
+    deployers = set(config.get("deploy", {})) & {"helm", "kubectl", "kpt", "docker", "cloudrun"}
+    if any(name.startswith(("kustomize:", "rawYaml:")) for name in sources):
+        assert "kubectl" in deployers, "manifests need the kubectl deployer"
+    expected = {None: "helm:die-hard", "dev": "helm:die-hard", "k8s": "kustomize:k8s"}
+    assert app == [expected[profile]]
+
+
+def test_profile_semantics_are_skaffolds(skaffold):
+    """The overlay keeps base fields a profile does not name; a `remove` patch drops them."""
+    base = {"deploy": {"helm": {"releases": []}}}
+    profile = {"name": "p", "deploy": {"kubectl": {}}}
+    assert set(effective_config({**base, "profiles": [profile]}, "p")["deploy"]) == {
+        "helm",
+        "kubectl",
+    }
+    profile["patches"] = [{"op": "remove", "path": "/deploy/helm"}]
+    assert set(effective_config({**base, "profiles": [profile]}, "p")["deploy"]) == {"kubectl"}

@@ -85,15 +85,23 @@ app.kubernetes.io/managed-by: {{ .context.Release.Service }}
 {{- join "," $hosts }}
 {{- end }}
 
+{{/*
+A host name as Django's ALLOWED_HOSTS matches it: an ingress wildcard `*.example.com` is
+Django's `.example.com` (the domain and its subdomains); Django never matches a `*.` entry.
+*/}}
+{{- define "die-hard.allowedHost" -}}
+{{- regexReplaceAll "^\\*\\." . "." }}
+{{- end }}
+
 {{/* ALLOWED_HOSTS: config.ALLOWED_HOSTS, the ingress hosts and the web Service's names. */}}
 {{- define "die-hard.allowedHosts" -}}
 {{- $hosts := list }}
 {{- range (splitList "," (toString .Values.config.ALLOWED_HOSTS)) }}
-{{- if trim . }}{{ $hosts = append $hosts (trim .) }}{{ end }}
+{{- if trim . }}{{ $hosts = append $hosts (include "die-hard.allowedHost" (trim .)) }}{{ end }}
 {{- end }}
 {{- if .Values.ingress.enabled }}
 {{- range .Values.ingress.hosts }}
-{{- $hosts = append $hosts .host }}
+{{- $hosts = append $hosts (include "die-hard.allowedHost" .host) }}
 {{- end }}
 {{- end }}
 {{- $hosts = concat $hosts (splitList "," (include "die-hard.webServiceHosts" .)) }}
@@ -101,61 +109,106 @@ app.kubernetes.io/managed-by: {{ .context.Release.Service }}
 {{- end }}
 
 {{/*
-The migrate Job's name: `<fullname>-migrate-<hash of the image and the configuration>`, so each
-new version (or configuration) gets its own Job and an unchanged upgrade keeps the finished one.
+The migrate Job's name: `<fullname>-migrate-<10 hex of a sha256>` over everything that shapes
+the Job: its whole rendered spec (image, pull policy, resources, scheduling, pod annotations and
+the configuration checksum in them), the chart version and `migrations.rerun`. A Job's template
+is immutable, so any change to it must come with a new name; an upgrade that changes none of
+it keeps the finished Job.
 */}}
 {{- define "die-hard.migrateJobName" -}}
-{{- $version := printf "%s\n%s" (include "die-hard.image" .) (include "die-hard.configChecksum" .) | sha256sum | trunc 10 }}
-{{- printf "%s-%s" (include "die-hard.componentName" (dict "context" . "component" "migrate") | trunc 52 | trimSuffix "-") $version }}
+{{- $inputs := list (include "die-hard.migrateJobSpec" .) .Chart.Version (toString .Values.migrations.rerun) }}
+{{- $hash := join "\n---\n" $inputs | sha256sum | trunc 10 }}
+{{- printf "%s-%s" (include "die-hard.componentName" (dict "context" . "component" "migrate") | trunc 52 | trimSuffix "-") $hash }}
 {{- end }}
 
-{{/* Changes whenever the shared configuration changes, so pods roll on a config change. */}}
+{{/*
+Changes whenever the shared configuration changes, so pods roll on a config change: the data of
+the ConfigMap and Secret (not their labels, so a new chart version alone rolls nothing), or the
+existingSecret's name and existingSecretChecksum.
+*/}}
 {{- define "die-hard.configChecksum" -}}
-{{- $config := include (print .Template.BasePath "/configmap.yaml") . }}
-{{- $secret := ternary (printf "existingSecret=%s" .Values.existingSecret) (include (print .Template.BasePath "/secret.yaml") .) (ne .Values.existingSecret "") }}
-{{- printf "%s\n---\n%s" $config $secret | sha256sum }}
+{{- $config := (fromYaml (include (print .Template.BasePath "/configmap.yaml") .)).data }}
+{{- $secret := printf "existingSecret=%s\nchecksum=%s" .Values.existingSecret .Values.existingSecretChecksum }}
+{{- if not .Values.existingSecret }}
+{{- $secret = toJson (fromYaml (include (print .Template.BasePath "/secret.yaml") .)).data }}
+{{- end }}
+{{- printf "%s\n---\n%s" (toJson $config) $secret | sha256sum }}
+{{- end }}
+
+{{/* A role's own values (web, worker, beat, relay, migrate): (dict "context" $ "component" "web"). */}}
+{{- define "die-hard.roleValues" -}}
+{{- $values := .context.Values }}
+{{- $roles := dict "web" $values.web "worker" $values.worker "beat" $values.beat "relay" $values.relay "migrate" $values.migrations }}
+{{- toYaml (get $roles .component | default dict) }}
 {{- end }}
 
 {{/* Pod metadata of every workload: (dict "context" $ "component" "web"). */}}
 {{- define "die-hard.podMetadata" -}}
+{{- $role := fromYaml (include "die-hard.roleValues" .) }}
+{{- $labels := merge (dict) ($role.podLabels | default dict) .context.Values.podLabels }}
+{{- $annotations := merge (dict) ($role.podAnnotations | default dict) .context.Values.podAnnotations }}
 labels:
   {{- include "die-hard.selectorLabels" . | nindent 2 }}
   app.kubernetes.io/version: {{ include "die-hard.imageTag" .context | quote }}
   app.kubernetes.io/part-of: die-hard
-  {{- with .context.Values.podLabels }}
+  {{- with omit $labels "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" "app.kubernetes.io/version" "app.kubernetes.io/part-of" }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
 annotations:
   checksum/config: {{ include "die-hard.configChecksum" .context }}
-  {{- with .context.Values.podAnnotations }}
+  {{- with omit $annotations "checksum/config" }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
 {{- end }}
 
-{{/* Pod spec fields shared by every workload (service account, security, scheduling). */}}
+{{/*
+Pod spec fields shared by every workload (service account, security, scheduling):
+(dict "context" $ "component" "web"). A role's own nodeSelector, tolerations and affinity
+replace the global ones. No service links: a Service named `clickhouse`, `redis` or
+`postgres` in the namespace would otherwise set CLICKHOUSE_PORT=tcp://... and the like.
+*/}}
 {{- define "die-hard.podCommon" -}}
-serviceAccountName: {{ include "die-hard.serviceAccountName" . }}
+{{- $values := .context.Values }}
+{{- $role := fromYaml (include "die-hard.roleValues" .) }}
+serviceAccountName: {{ include "die-hard.serviceAccountName" .context }}
 automountServiceAccountToken: false
-{{- with .Values.imagePullSecrets }}
+enableServiceLinks: false
+{{- with $values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 securityContext:
-  {{- toYaml .Values.podSecurityContext | nindent 2 }}
-{{- with .Values.priorityClassName }}
+  {{- toYaml $values.podSecurityContext | nindent 2 }}
+{{- with $values.priorityClassName }}
 priorityClassName: {{ . }}
 {{- end }}
-{{- with .Values.nodeSelector }}
+{{- with $role.nodeSelector | default $values.nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.tolerations }}
+{{- with $role.tolerations | default $values.tolerations }}
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.affinity }}
+{{- with $role.affinity | default $values.affinity }}
 affinity:
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* The extra env entries of a die-hard container: extraEnv, then the role's. */}}
+{{- define "die-hard.extraEnv" -}}
+{{- $role := fromYaml (include "die-hard.roleValues" .) }}
+{{- with concat .context.Values.extraEnv ($role.extraEnv | default list) }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The sidecars of a Deployment's pods: sidecars, then the role's. */}}
+{{- define "die-hard.sidecars" -}}
+{{- $role := fromYaml (include "die-hard.roleValues" .) }}
+{{- with concat .context.Values.sidecars ($role.sidecars | default list) }}
+{{- toYaml . }}
 {{- end }}
 {{- end }}
 
@@ -166,6 +219,9 @@ topologySpreadConstraints:
   - maxSkew: 1
     topologyKey: {{ . }}
     whenUnsatisfiable: ScheduleAnyway
+    # Only the pods of the same ReplicaSet count: a rollout spreads the new pods.
+    matchLabelKeys:
+      - pod-template-hash
     labelSelector:
       matchLabels:
         {{- include "die-hard.selectorLabels" $ | nindent 8 }}
@@ -178,6 +234,9 @@ volumes:
   - name: tmp
     emptyDir:
       sizeLimit: {{ .Values.tmpSizeLimit }}
+  {{- with .Values.extraVolumes }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 {{- end }}
 
 {{- define "die-hard.containerImage" -}}
@@ -192,32 +251,45 @@ envFrom:
       name: {{ include "die-hard.fullname" . }}
   - secretRef:
       name: {{ include "die-hard.secretName" . }}
+  {{- with .Values.extraEnvFrom }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 securityContext:
   {{- toYaml .Values.securityContext | nindent 2 }}
 volumeMounts:
   - name: tmp
     mountPath: /tmp
+  {{- with .Values.extraVolumeMounts }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 {{- end }}
 
-{{/* An init container that waits until every migration of this image is applied. */}}
+{{/*
+An init container that waits until every migration of this image is applied, PostgreSQL's and
+the ClickHouse schema's (each `--check` changes nothing): (dict "context" $ "component" "worker").
+*/}}
 {{- define "die-hard.waitForMigrations" -}}
 initContainers:
   - name: wait-for-migrations
-    {{- include "die-hard.containerImage" . | nindent 4 }}
+    {{- include "die-hard.containerImage" .context | nindent 4 }}
     command:
       - /bin/sh
       - -c
       - |
-        until /app/docker/entrypoint.sh manage migrate --check --verbosity 0; do
+        until /app/docker/entrypoint.sh manage migrate --check --verbosity 0 \
+            && /app/docker/entrypoint.sh manage clickhouse_migrate --check --verbosity 0; do
           echo "waiting for the migrate Job to apply this version's migrations"
           sleep 5
         done
     env:
       - name: APP_VERSION
-        value: {{ include "die-hard.imageTag" . | quote }}
+        value: {{ include "die-hard.imageTag" .context | quote }}
+      {{- with include "die-hard.extraEnv" . }}
+      {{- . | nindent 6 }}
+      {{- end }}
     resources:
-      {{- toYaml .Values.migrations.resources | nindent 6 }}
-    {{- include "die-hard.containerCommon" . | nindent 4 }}
+      {{- toYaml .context.Values.migrations.resources | nindent 6 }}
+    {{- include "die-hard.containerCommon" .context | nindent 4 }}
 {{- end }}
 
 {{/* An exec probe running `python -m app.config.probe CHECK`: (dict "check" "worker-live" "timing" ...). */}}
