@@ -35,7 +35,11 @@ EXEC_PROBES = {
         "livenessProbe": "worker-live",
         "readinessProbe": "worker-ready",
     },
-    "beat": {"startupProbe": "beat-live", "livenessProbe": "beat-live"},
+    "beat": {
+        "startupProbe": "beat-live",
+        "livenessProbe": "beat-live",
+        "readinessProbe": "beat-live",
+    },
 }
 # Every container's writable emptyDir (the root filesystem is read-only).
 WRITABLE_TMP = "/tmp"  # noqa: S108
@@ -177,6 +181,7 @@ def test_every_container_starts_an_entrypoint_role_with_valid_arguments(document
         for container in spec.get("initContainers", []):
             script = container["command"][-1]
             assert "/app/docker/entrypoint.sh manage migrate --check --verbosity 0" in script
+            assert "/app/docker/entrypoint.sh manage clickhouse_migrate --check" in script
     migrate = load_command_class(commands["migrate"], "migrate")
     migrate.create_parser("manage.py", "migrate").parse_args(["--check", "--verbosity", "0"])
 
@@ -228,9 +233,7 @@ def test_every_container_has_resources_probes_and_a_locked_down_security_context
             assert mounts.get(WRITABLE_TMP) in mounted_tmp, f"{where}: no writable /tmp"
         if workload["kind"] == "Deployment" and component(workload) not in NO_PROBES:
             for container in spec["containers"]:
-                assert {"startupProbe", "livenessProbe"} <= set(container), name
-                if component(workload) != "beat":  # beat serves nothing: liveness only
-                    assert "readinessProbe" in container, name
+                assert {"startupProbe", "livenessProbe", "readinessProbe"} <= set(container), name
 
 
 def test_every_workload_gets_the_shared_configuration(documents):
