@@ -6,7 +6,9 @@ Only the web and logging blocks are read here: gunicorn's master never runs the 
 settings (Sentry, database, cache), which its workers load with the application.
 """
 
-from app.core.gunicorn import StructlogGunicornLogger
+import gunicorn.util
+
+from app.core.gunicorn import StructlogGunicornLogger, write_problem_response
 
 from .blocks.logging import LOG_LEVEL, LOGGING
 from .blocks.web import (
@@ -43,3 +45,5 @@ proc_name = "die-hard-web"
 # gunicorn's control socket lives under $HOME, which is read-only in the pod; nothing uses it.
 control_socket_disable = True
 configure_structlog()
+# gunicorn answers requests it cannot parse itself; make those answers problem+json too.
+gunicorn.util.write_error = write_problem_response

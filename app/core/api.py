@@ -136,7 +136,13 @@ def _read_body(request: HttpRequest) -> bytes:
     declared_length = request.META.get("CONTENT_LENGTH") or ""
     chunked = request.META.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
     if chunked and not declared_length:
-        body = request.META["wsgi.input"].read(limit + 1)
+        try:
+            body = request.META["wsgi.input"].read(limit + 1)
+        except Exception as error:  # gunicorn's framing errors: a bad chunk size, cut short, …
+            raise ApiError(
+                HTTPStatus.BAD_REQUEST,
+                f"The chunked request body is malformed or incomplete ({type(error).__name__}).",
+            ) from None
         if len(body) > limit:
             raise too_large
         return bytes(body)

@@ -20,8 +20,18 @@ def normalize_email(email: str) -> str:
     """
     address = unicodedata.normalize("NFC", email.strip())
     local, at, domain = address.rpartition("@")
-    if not (at and local and domain) or domain.isascii():
-        return address.lower()  # ASCII domains need no mapping; validate_email judges the rest
+    if not (at and local and domain):
+        return address.lower()  # validate_email judges it
+    if not local.isascii():
+        # Letters such as the dotless i (U+0131) pass Django's case-insensitive check and make
+        # look-alike addresses of ASCII ones; mail servers rarely accept them anyway.
+        raise ValidationError(
+            "Enter a valid email address: the part before @ must be ASCII.", code="invalid"
+        )
+    if domain.isascii() and not any(
+        label.lower().startswith("xn--") for label in domain.split(".")
+    ):
+        return address.lower()  # a plain ASCII domain needs no mapping
     try:
         ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
         unicode_domain = idna.decode(ascii_domain)

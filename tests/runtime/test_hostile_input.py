@@ -4,6 +4,7 @@ connection, and a rejected request writes nothing (no user, no outbox event)."""
 
 import http.client
 import json
+import socket
 
 import pytest
 
@@ -115,4 +116,63 @@ def test_a_chunked_body_over_the_limit_is_413(web_port):
 
     assert status == 413
     assert "at most" in problem["detail"]
+    assert _written() == (0, 0)
+
+
+def _raw_exchange(port: int, raw: bytes) -> tuple[int, str, dict]:
+    """Send `raw` bytes as they are; (status, content type, parsed body) of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(raw)
+        connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), headers.get("Content-Type", ""), json.loads(body)
+
+
+_HEAD = b"POST /api/v1/users/ HTTP/1.1\r\nHost: api.example.com\r\nX-Forwarded-Proto: https\r\n"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        # A chunk whose size is not hexadecimal: gunicorn's parser fails inside the view.
+        (_HEAD + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"zz\r\n{}\r\n0\r\n\r\n", 400),
+        # Two Content-Type headers: gunicorn refuses it before the application.
+        (_HEAD + b"Content-Type: application/json\r\nContent-Type: application/json\r\n"
+         b"Content-Length: 2\r\n\r\n{}", 400),
+        # A transfer coding gunicorn does not implement.
+        (_HEAD + b"Content-Type: application/json\r\nTransfer-Encoding: gzip\r\n\r\n{}", 400),
+    ],
+    ids=["malformed-chunk", "two-content-types", "unknown-transfer-coding"],
+)  # fmt: skip
+def test_malformed_http_gets_a_problem_answer_not_a_dropped_connection(web_port, raw, status):
+    answered, content_type, problem = _raw_exchange(web_port, raw)
+
+    assert answered == status, problem
+    assert content_type == "application/problem+json"
+    assert problem["status"] == status
+    assert _written() == (0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "email",
+    [
+        "\u0131@example.com",  # a dotless i: a look-alike of i@example.com
+        "x@xn--pypal-4ve.com",  # "paypal" with a Cyrillic a, in its ASCII form
+        "x@xn--exmple-cu.com",  # not a valid IDNA label
+    ],
+    ids=["dotless-i-local-part", "mixed-scripts-ascii-form", "invalid-idna-label"],
+)
+def test_look_alike_and_invalid_addresses_are_refused_in_every_form(web_port, email):
+    status, problem = _post(web_port, _registration(email=email))
+
+    assert status == 400, problem
+    assert problem["errors"]["email"]
     assert _written() == (0, 0)
