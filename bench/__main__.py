@@ -33,8 +33,13 @@ class Plan:
     events: int = 200_000
     batch_sizes: tuple[int, ...] = (1000, 5000, 20000)
     processes: tuple[int, ...] = (1, 2, 4)
-    repeats: int = 3
+    # Runs per (mode, batch size, processes) through the HTTP front, relay and limit in turn.
+    repeats: int = 2
+    # Rounds of the four in-process modes (the headline ratio): even, so each of a pair goes
+    # first as often as the other.
+    in_process_rounds: int = 4
     naive_sample: int = 1000
+    naive_repeats: int = 3
     publish_requests: int = 1000
     publish_rounds: int = 10
     publish_warmup: int = 50
@@ -55,8 +60,9 @@ class Plan:
 QUICK = replace(
     Plan(),
     events=20_000,
-    batch_sizes=(1000, 5000),
+    batch_sizes=(5000,),
     processes=(1, 2),
+    in_process_rounds=2,
     naive_sample=200,
     repeats=1,
     publish_requests=100,
@@ -77,7 +83,10 @@ QUICK = replace(
 def steps_in(plan: Plan, groups: list[str]) -> int:
     """How many progress steps the plan has (each `step()` call is one)."""
     counts = {
-        "throughput": len(plan.batch_sizes) * len(plan.processes) * 2 * plan.repeats + 1,
+        "throughput": (len(plan.batch_sizes) + len(set(plan.processes) - {1})) * 2 * plan.repeats
+        + 1
+        + 4 * plan.in_process_rounds
+        + plan.naive_repeats,
         "publish": 1 + plan.publish_rounds,
         "freshness": len(plan.fresh_relays),
         "growth": len(plan.growth_levels) + 3,
@@ -220,6 +229,8 @@ def _run(stack, plan: Plan, groups: list[str], step, console) -> tuple[dict, dic
                 repeats=plan.repeats,
                 default_batch_size=settings.OUTBOX_BATCH_SIZE,
                 naive_sample=plan.naive_sample,
+                naive_repeats=plan.naive_repeats,
+                in_process_rounds=plan.in_process_rounds,
                 step=step,
             ),
         )

@@ -26,13 +26,48 @@ from .harness import Child, Stack, read_line, rss_kib, summarize_ms, wait_until
 from .throughput import event_log_truncate
 from .workload import outbox_count, outbox_truncate
 
+# How long the bench waits, at most, for a process under test to come up: a cap for a broken
+# start, not a measurement (the time it did take is measured and reported).
+START_CAP_S = 300
+# A drain counts as stalled when the outbox has not shrunk for this many times the time the
+# relay stack took to start on this machine, now (importing Django and Celery, connecting,
+# forking the pool: the same kind of work a relay's first batch does), and never for less
+# than STALL_FLOOR_S. Start-up takes 1.3 to 2.3 s on the 2-core machine of docs/benchmarks.md,
+# so a relay gets 7 to 12 s there, and proportionally more on a slower or busier machine (the
+# warm-up's first batches pay the relay's own first imports and connections, which slow down
+# alike): with ten busy loops beside it, start-up took 10 to 13 s and the patience was 50 to
+# 65 s. On a machine like this one a relay that is really stuck (blocked until the task's soft
+# time limit, 80 s) is still caught.
+STALL_FACTOR = 5
+STALL_FLOOR_S = 5.0
 
-def _worker_ready(probe_dir: Path) -> bool:
+
+def _ready(probe_dir: Path, role: str) -> bool:
     try:
-        states = json.loads((probe_dir / "worker.ready.json").read_text())
+        states = json.loads((probe_dir / f"{role}.ready.json").read_text())
     except (OSError, ValueError):
         return False
     return bool(states) and all(state == "ok" for state in states.values())
+
+
+def stall_after(startup_s: float) -> float:
+    return max(STALL_FLOOR_S, STALL_FACTOR * startup_s)
+
+
+def wait_drained(*, stall_after_s: float, interval: float = 0.1) -> tuple[bool, float]:
+    """Wait until the outbox is empty, as long as it keeps shrinking: give up only when its
+    count has not fallen for `stall_after_s` seconds. Returns (drained, seconds waited)."""
+    started = last_progress = time.monotonic()
+    left = outbox_count()
+    while left:
+        time.sleep(interval)
+        now, count = time.monotonic(), outbox_count()
+        if count < left:
+            last_progress = now
+        elif now - last_progress > stall_after_s:
+            return False, now - started
+        left = count
+    return True, time.monotonic() - started
 
 
 def broker_queues_clear() -> None:
@@ -44,22 +79,27 @@ def broker_queues_clear() -> None:
         broker.close()
 
 
-def start_relay_stack(stack: Stack, *, relay: str) -> list:
+def start_relay_stack(stack: Stack, *, relay: str) -> tuple[list, float]:
     """Worker and beat (`relay="celery"`, the default deployment) or the plain relay loop
-    (`relay="loop"`), started and ready."""
+    (`relay="loop"`), started and ready (their readiness probes' files say so); and the seconds
+    that took."""
     probe_dir = Path(stack.env["PROBE_DIR"])
     for stale in probe_dir.glob("*"):
         stale.unlink()
     broker_queues_clear()
+    started = time.monotonic()
     if relay == "loop":
-        return [stack.spawn_role("relay", name="relay-loop")]
+        loop = stack.spawn_role("relay", name="relay-loop")
+        if not wait_until(lambda: _ready(probe_dir, "relay"), timeout=START_CAP_S, interval=0.1):
+            raise RuntimeError(f"the relay loop did not become ready:\n{loop.log_tail()}")
+        return [loop], time.monotonic() - started
     worker = stack.spawn_role("worker", name=f"worker-{relay}")
     beat = stack.spawn_role("beat", name=f"beat-{relay}")
-    if not wait_until(lambda: _worker_ready(probe_dir), timeout=90, interval=0.2):
+    if not wait_until(lambda: _ready(probe_dir, "worker"), timeout=START_CAP_S, interval=0.1):
         raise RuntimeError(f"the worker did not become ready:\n{worker.log_tail()}")
-    if not wait_until((probe_dir / "beat.heartbeat").exists, timeout=60, interval=0.2):
+    if not wait_until((probe_dir / "beat.heartbeat").exists, timeout=START_CAP_S, interval=0.1):
         raise RuntimeError(f"beat did not start:\n{beat.log_tail()}")
-    return [worker, beat]
+    return [worker, beat], time.monotonic() - started
 
 
 def fixed_rate_load(stack: Stack, url: str, *, rate: float, duration: float, prefix: str) -> dict:
@@ -113,23 +153,29 @@ def _peak_rss_mib(child: Child) -> dict[str, float]:
 
 
 class RelayStalled(Exception):
-    """Warm-up events still in the outbox after the warm-up: a relay process is stuck."""
+    """Warm-up events stopped leaving the outbox: a relay process is stuck."""
 
 
 def _measure(stack: Stack, *, rate: float, duration: float, warmup: float, relay: str) -> dict:
     outbox_truncate()
     event_log_truncate()
     web, url = stack.start_web(name=f"web-freshness-{relay}")
-    relays = start_relay_stack(stack, relay=relay)
+    relays, startup_s = start_relay_stack(stack, relay=relay)
+    # Every wait below scales with how fast this machine started the relay just now.
+    patience = stall_after(startup_s)
     try:
         fixed_rate_load(stack, url, rate=rate, duration=warmup, prefix=f"warmup-{relay}")
-        if not wait_until(lambda: outbox_count() == 0, timeout=5, interval=0.1):
-            raise RelayStalled(f"{outbox_count()} warm-up events left after {warmup:g}s")
+        warm, warmup_drain_s = wait_drained(stall_after_s=patience)
+        if not warm:
+            raise RelayStalled(
+                f"{outbox_count()} warm-up events left: the outbox did not shrink for "
+                f"{patience:.1f}s ({STALL_FACTOR}x the relay's start-up, {startup_s:.1f}s)"
+            )
         prefix = f"fresh-{relay}"
         load = fixed_rate_load(stack, url, rate=rate, duration=duration, prefix=prefix)
-        drained = wait_until(lambda: outbox_count() == 0, timeout=60, interval=0.2)
-        # Past the last relay's commit: its ClickHouse insert was done before.
-        time.sleep(0.5)
+        # An event leaves the outbox only after its ClickHouse insert returned (the batch is
+        # settled after the insert), so an empty outbox means every row is in ClickHouse.
+        drained, drain_s = wait_drained(stall_after_s=patience)
         delays = _delays(prefix)
         peak_rss = _peak_rss_mib(relays[0])
     finally:
@@ -139,8 +185,13 @@ def _measure(stack: Stack, *, rate: float, duration: float, warmup: float, relay
     if not drained or len(delays) != created:
         raise RuntimeError(
             f"freshness ({relay}): {created} registrations, {len(delays)} events in ClickHouse"
+            f" ({outbox_count()} left in the outbox)"
         )
     return {
+        "startup_s": round(startup_s, 2),
+        "stall_after_s": round(patience, 2),
+        "warmup_drain_s": round(warmup_drain_s, 2),
+        "final_drain_s": round(drain_s, 2),
         "achieved_rate_per_s": round(created / load["seconds"], 1),
         "events": len(delays),
         "delay": summarize_ms(delays),

@@ -19,7 +19,7 @@ def bench_publish(
     client = Client(url)
     emails = unique_emails("publish")
     latencies: dict[str, list[float]] = {variant: [] for variant in PUBLISH_VARIANTS}
-    failures: dict[str, int] = dict.fromkeys(PUBLISH_VARIANTS, 0)
+    failures: dict[str, dict[int, int]] = {variant: {} for variant in PUBLISH_VARIANTS}
     per_block = max(1, requests // rounds)
     try:
         for variant in PUBLISH_VARIANTS:
@@ -36,15 +36,20 @@ def bench_publish(
                     if status == 201:
                         latencies[variant].append(seconds)
                     else:
-                        failures[variant] += 1
+                        failures[variant][status] = failures[variant].get(status, 0) + 1
     finally:
         client.close()
         stack.stop(web)
+    if failed := {variant: statuses for variant, statuses in failures.items() if statuses}:
+        # A variant that answers anything but 201 measures something else than publishing.
+        raise RuntimeError(
+            f"publish cost: answers other than 201 (variant: status: count): {failed}"
+        )
     variants = {
         variant: {
             "path": VARIANT_PATHS[variant],
             **summarize_ms(latencies[variant]),
-            "failures": failures[variant],
+            "failures": sum(failures[variant].values()),
         }
         for variant in PUBLISH_VARIANTS
     }

@@ -117,7 +117,11 @@ def _batch_claim_new(limit: int) -> ClaimedBatch | None:
             WITH claimed AS (
                 SELECT id FROM {EVENTS}
                 WHERE dead_lettered_at IS NULL AND batch_id IS NULL
-                  AND next_attempt_at <= clock_timestamp()
+                  -- statement_timestamp(), not clock_timestamp(): a stable value can bound
+                  -- the index scan (outbox_event_due_idx); a volatile one made the planner
+                  -- scan the table. Not now(): rows published earlier in the same
+                  -- transaction carry their statement's time (Django's Now()).
+                  AND next_attempt_at <= statement_timestamp()
                 ORDER BY next_attempt_at, id
                 LIMIT %(limit)s
                 FOR UPDATE SKIP LOCKED

@@ -37,17 +37,17 @@ class VariantEventLogClient(EventLogClient):
             return super().publish(*events, occurred_at=occurred_at)
         if variant == "clickhouse":
             occurred_at = occurred_at or timezone.now()
-            event_log_insert(
-                [
-                    EventLogRow(
-                        uuid.uuid4(),
-                        event.event_type,
-                        occurred_at,
-                        settings.ENVIRONMENT_NAME,
-                        json.dumps(event.context(), cls=EventJSONEncoder),
-                        event.metadata_version,
-                    )
-                    for event in events
-                ]
-            )
+            rows = [
+                EventLogRow(
+                    uuid.uuid4(),
+                    event.event_type,
+                    occurred_at,
+                    settings.ENVIRONMENT_NAME,
+                    json.dumps(event.context(), cls=EventJSONEncoder),
+                    event.metadata_version,
+                )
+                for event in events
+            ]
+            # A token of its own, as every insert must have (its first event's id).
+            event_log_insert(rows, token=str(rows[0].event_id))
         return []

@@ -23,7 +23,7 @@ OUTBOX_BACKOFF_MAX = env.float("OUTBOX_BACKOFF_MAX", default=600.0)
 OUTBOX_WAKEUP_MIN_INTERVAL = env.float("OUTBOX_WAKEUP_MIN_INTERVAL", default=0.1)
 # Seconds a relay owns the batch it claimed; a batch whose relay died (or hangs) longer is taken
 # over whole and re-sent under the same deduplication token. Must exceed the longest insert.
-OUTBOX_LEASE_SECONDS = env.float("OUTBOX_LEASE_SECONDS", default=120.0)
+OUTBOX_LEASE_SECONDS = env.float("OUTBOX_LEASE_SECONDS", default=60.0)
 # ClickHouse inserts one batch may cost while isolating rejected rows (the first included).
 OUTBOX_MAX_INSERTS_PER_BATCH = env.int("OUTBOX_MAX_INSERTS_PER_BATCH", default=32)
 OUTBOX_QUEUE = "outbox"
