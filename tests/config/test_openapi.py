@@ -12,7 +12,7 @@ from django.core.cache import cache
 from openapi_schema_validator import OAS31Validator
 
 from app.config.openapi import openapi_document
-from app.users import hashing
+from tests.support.hashing import hashing_slots_taken
 
 URL = "/api/v1/users/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -117,15 +117,8 @@ def test_a_rate_limited_registration_is_answered_as_documented(
 def test_a_registration_finding_no_hashing_slot_is_answered_as_documented(
     client, settings, document
 ):
-    settings.REGISTRATION_CONCURRENT_HASHES = 1
-    hashing._slots.reset()
-    semaphore = hashing._slots.semaphore()
-    assert semaphore.acquire()  # another registration is hashing right now
-    try:
+    with hashing_slots_taken(settings):
         busy = _register(client, "busy@example.com")
-    finally:
-        semaphore.release()
-        hashing._slots.reset()
 
     assert busy.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert_documented(document, busy)

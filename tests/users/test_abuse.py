@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 
-from app.users import hashing
 from app.users.models import User
+from tests.support.hashing import hashing_slots_taken
 
 URL = "/api/v1/users/"
 
@@ -111,16 +111,9 @@ def test_a_taken_address_is_refused_before_any_password_is_hashed(client, hash_c
 
 
 @pytest.mark.django_db
-def test_hashing_beyond_the_bound_is_503_with_retry_after(client, settings, monkeypatch):
-    settings.REGISTRATION_CONCURRENT_HASHES = 1
-    hashing._slots.reset()
-    semaphore = hashing._slots.semaphore()
-    assert semaphore.acquire()  # another registration is hashing right now
-    try:
+def test_hashing_beyond_the_bound_is_503_with_retry_after(client, settings):
+    with hashing_slots_taken(settings):
         busy = _register(client, "busy@example.com")
-    finally:
-        semaphore.release()
-        hashing._slots.reset()
 
     assert busy.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert busy["Retry-After"] == "1"
