@@ -90,6 +90,10 @@ BASES ?= registry
 image: ## Build the image die-hard:<version> with Docker, else podman (installed when missing); BASES=local without a registry
 	IMAGE=$(IMAGE) VERSION=$(VERSION) BASES=$(BASES) docker/build-image.sh
 
+.PHONY: image-check
+image-check: install services ## Run the built image as the chart does (podman) against local PostgreSQL and Redis
+	scripts/image-check.sh $(IMAGE):$(VERSION)
+
 .PHONY: base-images
 base-images: ## (Re)build the stand-in base images from Debian and PyPI packages (for BASES=local)
 	docker/base/build.sh
