@@ -11,7 +11,7 @@
 #     Dockerfile's UV_IMAGE tag names.
 # They are stand-ins, not python:3.13-slim: Debian's python3.13 (/usr/bin), not a source build in
 # /usr/local. Usage: docker/base/build.sh [ENGINE]   (ENGINE: podman or docker; default: the one
-# docker/engine.sh picks). Prints nothing but progress; the image names are below.
+# docker/engine.sh picks). Progress on stderr; the two image names on stdout. x86_64 only.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -22,7 +22,13 @@ python_image="$local_python_image"
 uv_image="$local_uv_image"
 ca_bundle="${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 
-command -v mmdebstrap >/dev/null || { echo "mmdebstrap is missing: apt-get install mmdebstrap" >&2; exit 1; }
+if ! command -v mmdebstrap >/dev/null; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "mmdebstrap is missing: apt-get install mmdebstrap (as root)" >&2
+    exit 1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install --yes --quiet mmdebstrap >&2
+fi
 quiet=()
 [ "$engine" = podman ] && quiet=(--quiet)  # docker import has no such option
 work="$(mktemp -d)"

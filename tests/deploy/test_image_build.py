@@ -1,6 +1,6 @@
 """docker/engine.sh and docker/build-image.sh (`make image`), run against fake engines.
 
-The real build (podman here, a minute with the base images) is not part of the test suite;
+The real build (podman here, about 40 s with the base images) is not part of the test suite;
 docs/deployment.md has its commands and figures. These tests pin which engine is chosen and
 what it is asked to do, with a PATH holding only fakes and the few tools the scripts use.
 """
