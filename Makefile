@@ -82,10 +82,21 @@ VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 
 CHART := charts/die-hard
 HELM := python -m scripts.helm
 
+# The Dockerfile's base images from a registry, or BASES=local: stand-ins built from packages
+# (docker/base/build.sh) where no container registry is reachable.
+BASES ?= registry
+
 .PHONY: image
-image: ## Build the image die-hard:<version> from docker/Dockerfile (needs Docker)
-	docker build --file docker/Dockerfile --build-arg APP_VERSION=$(VERSION) \
-		--tag $(IMAGE):$(VERSION) .
+image: ## Build the image die-hard:<version> with Docker, else podman (installed when missing); BASES=local without a registry
+	IMAGE=$(IMAGE) VERSION=$(VERSION) BASES=$(BASES) docker/build-image.sh
+
+.PHONY: image-check
+image-check: install services ## Run the built image as the chart does (podman) against local PostgreSQL and Redis
+	scripts/image-check.sh $(IMAGE):$(VERSION)
+
+.PHONY: base-images
+base-images: ## (Re)build the stand-in base images from Debian and PyPI packages (for BASES=local)
+	docker/base/build.sh
 
 .PHONY: chart-lint
 chart-lint: install ## Lint the Helm chart strictly with Helm 4 and 3, for its defaults and every ci/ scenario
