@@ -28,7 +28,14 @@ BATCHES = OutboxBatch._meta.db_table
 HEALTH = OutboxRelayHealth._meta.db_table
 # The columns a relayed row needs, in EventLogRow's order (the payload as PostgreSQL's JSON
 # text: no decode and re-encode in Python).
-_ROW_COLUMNS = "id, event_id, event_type, occurred_at, payload::text, metadata_version"
+_ROW_COLUMNS = (
+    "{t}id, {t}event_id, {t}event_type, {t}occurred_at, {t}payload::text, {t}metadata_version"
+)
+
+
+def _row_columns(table: str = "") -> str:
+    """The relayed columns, qualified by `table` where a query names several."""
+    return _ROW_COLUMNS.format(t=f"{table}." if table else "")
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,7 @@ def _batch_take_over() -> ClaimedBatch | None:
                 return None
             batch_id, outbox_ids, attempts = taken
             cursor.execute(
-                f"SELECT {_ROW_COLUMNS} FROM {EVENTS} "  # noqa: S608
+                f"SELECT {_row_columns()} FROM {EVENTS} "  # noqa: S608
                 "WHERE id = ANY(%s) AND dead_lettered_at IS NULL ORDER BY id",
                 [outbox_ids],
             )
@@ -128,7 +135,7 @@ def _batch_claim_new(limit: int) -> ClaimedBatch | None:
             ), leased AS (
                 UPDATE {EVENTS} SET batch_id = %(batch)s
                 FROM claimed WHERE {EVENTS}.id = claimed.id
-                RETURNING {", ".join(f"{EVENTS}.{c.strip()}" for c in _ROW_COLUMNS.split(","))}
+                RETURNING {_row_columns(EVENTS)}
             ), registered AS (
                 INSERT INTO {BATCHES} (id, outbox_ids, leased_until, attempts, last_error)
                 SELECT %(batch)s, array_agg(id ORDER BY id),
