@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 logger = structlog.get_logger(__name__)
 
 MULTIPROCESS_DIRECTORY_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# This process's value directory, in the parent that made it and the children it forked.
+_multiprocess_directory: Path | None = None
 
 
 class MetricsBindError(Exception):
@@ -57,11 +59,18 @@ def metrics_multiprocess_prepare(role: str) -> Path:
     directory = root / f"{role}-{os.getpid()}"
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
-    os.environ[MULTIPROCESS_DIRECTORY_VARIABLE] = str(directory)
-    parent = os.getpid()
-    # The forked children exit through the same atexit handlers: only the parent cleans up.
-    atexit.register(lambda: os.getpid() == parent and shutil.rmtree(directory, ignore_errors=True))
+    # prometheus_client's interface: it reads the variable when it is imported.
+    os.environ[MULTIPROCESS_DIRECTORY_VARIABLE] = str(directory)  # noqa: TID251
+    global _multiprocess_directory
+    _multiprocess_directory = directory
+    atexit.register(_remove_at_exit, directory, parent=os.getpid())
     return directory
+
+
+def _remove_at_exit(directory: Path, *, parent: int) -> None:
+    # The forked children exit through the same atexit handlers: only the parent cleans up.
+    if os.getpid() == parent:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _remove_directories_of_dead_processes(root: Path) -> None:
@@ -86,10 +95,10 @@ def _process_exists(pid: int) -> bool:
 
 def metrics_process_dead(pid: int) -> None:
     """A child exited: its `live*` gauges (the breaker state) stop counting."""
-    if MULTIPROCESS_DIRECTORY_VARIABLE in os.environ:
+    if _multiprocess_directory is not None:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid)
+        multiprocess.mark_process_dead(pid, str(_multiprocess_directory))
 
 
 def metrics_serve(
@@ -100,9 +109,9 @@ def metrics_serve(
     from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
     from prometheus_client.multiprocess import MultiProcessCollector
 
-    if MULTIPROCESS_DIRECTORY_VARIABLE in os.environ:
+    if _multiprocess_directory is not None:
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry, str(_multiprocess_directory))
     else:
         registry = REGISTRY
     for collector in collectors:
@@ -139,4 +148,3 @@ class HeartbeatAgeCollector:
         if age is not None:
             family.add_metric([self.role], max(age, 0.0))
         yield family
-

@@ -13,6 +13,7 @@ The measurement is dropped (the gauges disappear) once it is older than three in
 or PostgreSQL unreachable — rather than exported stale.
 """
 
+import hashlib
 import os
 import threading
 import time
@@ -32,8 +33,6 @@ from .selectors import OutboxBacklog, outbox_backlog
 
 logger = structlog.get_logger(__name__)
 
-_MEASUREMENT_KEY = "die-hard:metrics:outbox-backlog"
-_TURN_KEY = "die-hard:metrics:outbox-backlog:turn"
 # A measurement older than this many intervals is not exported.
 _STALE_AFTER = 3
 _GAUGES = {
@@ -56,19 +55,27 @@ _GAUGES = {
 }
 
 
+def _cache_key(suffix: str) -> str:
+    """Per outbox (database): deployments that share a Redis database never mix their figures."""
+    database = connection.settings_dict
+    outbox = f"{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    digest = hashlib.sha256(outbox.encode()).hexdigest()[:16]
+    return f"die-hard:metrics:outbox-backlog:{suffix}:{digest}"
+
+
 def outbox_backlog_measure(*, interval: float) -> tuple[float, OutboxBacklog] | None:
     """The latest backlog of the deployment and when it was measured (epoch seconds): measured
     here when this process takes the interval's turn, else as another process measured it."""
-    if cache.add(_TURN_KEY, os.getpid(), timeout=max(1, round(interval))):
+    if cache.add(_cache_key("turn"), os.getpid(), timeout=max(1, round(interval))):
         try:
             backlog = outbox_backlog()
         finally:
             # Held between measurements, a connection would be inherited by forked children.
             connection.close()
         measured = (time.time(), backlog)
-        cache.set(_MEASUREMENT_KEY, measured, timeout=interval * _STALE_AFTER)
+        cache.set(_cache_key("measurement"), measured, timeout=interval * _STALE_AFTER)
         return measured
-    shared: tuple[float, OutboxBacklog] | None = cache.get(_MEASUREMENT_KEY)
+    shared: tuple[float, OutboxBacklog] | None = cache.get(_cache_key("measurement"))
     return shared
 
 
