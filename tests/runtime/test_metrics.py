@@ -12,6 +12,7 @@ from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.outbox.models import OutboxEvent
+from tests.outbox.factories import outbox_rows_create
 from tests.support.http import SECURE, register
 from tests.support.processes import free_port, wait_until
 
@@ -178,3 +179,22 @@ def test_a_metrics_port_already_taken_stops_the_role_naming_metrics_bind(start_r
 
         assert web.wait(timeout=30) != 0
     assert f"METRICS_BIND 127.0.0.1:{port} cannot be served" in web.log()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_relay_role_serves_its_counters_heartbeat_and_the_backlog(start_role, role_env):
+    outbox_rows_create(25)
+    port = free_port()
+    relay = start_role("relay", {**metrics_env(role_env), "METRICS_BIND": f"127.0.0.1:{port}"})
+
+    def relayed_and_pending() -> tuple[float, float] | None:
+        scraped = scrape_or_none(port)
+        if scraped is None or not scraped["die_hard_outbox_pending_events"]:
+            return None
+        return (
+            scraped["die_hard_outbox_relayed_events_total"][()],
+            scraped["die_hard_outbox_pending_events"][()],
+        )
+
+    assert wait_until(lambda: relayed_and_pending() == (25, 0), timeout=60), relay.log()[-3000:]
+    assert scrape(port)["die_hard_heartbeat_age_seconds"][(("role", "relay"),)] < 5
