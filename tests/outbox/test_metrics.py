@@ -64,9 +64,9 @@ def test_the_oldest_pending_row_and_the_dead_rows_are_found_through_their_indexe
         # Tiny tables are read whole whatever indexes exist: ask whether an index can serve.
         cursor.execute("SET enable_seqscan = off")
     try:
-        oldest_plan = pending.order_by("next_attempt_at", "id").values("next_attempt_at")[
-            :1
-        ].explain()
+        oldest_plan = (
+            pending.order_by("next_attempt_at", "id").values("next_attempt_at")[:1].explain()
+        )
         dead_plan = OutboxEvent.objects.filter(dead_lettered_at__isnull=False).explain()
     finally:
         with connection.cursor() as cursor:

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings as django_settings
-from prometheus_client import REGISTRY
 from django.db import connection
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from app.clickhouse.client import clickhouse_client
 from app.config.env import PROJECT_ROOT

@@ -94,9 +94,9 @@ def test_after_100_registrations_the_roles_metrics_show_100_relayed_and_nothing_
     outcomes = register_all(web_port, emails, clients=2)
     assert set(outcomes.values()) == {"201"}, outcomes
 
-    assert wait_until(lambda: not OutboxEvent.objects.exists(), timeout=60, interval=0.5), (
-        started["worker"].log()[-3000:]
-    )
+    assert wait_until(lambda: not OutboxEvent.objects.exists(), timeout=60, interval=0.5), started[
+        "worker"
+    ].log()[-3000:]
 
     def relayed_and_pending() -> tuple[float, float | None]:
         scraped = {role: scrape(metrics_ports[role]) for role in ROLES}
