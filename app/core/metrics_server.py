@@ -118,9 +118,12 @@ def metrics_serve(
         registry.register(collector)
     host, port = address
     try:
-        start_http_server(port, addr=host, registry=registry)
+        server, _thread = start_http_server(port, addr=host, registry=registry)
     except OSError as error:
         raise MetricsBindError(f"METRICS_BIND {host}:{port} cannot be served: {error}") from error
+    # Children forked later (gunicorn workers, the prefork pool) must not keep the port bound
+    # after this process is gone: a replacement could not bind it.
+    os.register_at_fork(after_in_child=server.socket.close)
     logger.info("metrics_serving", role=role, bind=f"{host}:{port}")
 
 
