@@ -31,7 +31,7 @@ OUTBOX_RELAYED_EVENTS = Counter(
 )
 OUTBOX_RELAYED_BATCHES = Counter(
     "die_hard_outbox_relayed_batches_total",
-    "Outbox batches settled after ClickHouse answered (wholly or partly delivered).",
+    "Outbox batches settled after ClickHouse answered: rows delivered, rejected rows recorded.",
 )
 OUTBOX_RELAY_FAILURES = Counter(
     "die_hard_outbox_relay_failures_total",
