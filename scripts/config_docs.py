@@ -35,6 +35,7 @@ SOURCES = [
             "celery",
             "web",
             "probes",
+            "metrics",
             "logging",
             "sentry",
         )

@@ -56,7 +56,8 @@ Change the chart or that values file, then run `make k8s`: do not edit the files
 cp k8s/secret.example.yaml /tmp/die-hard-secret.yaml && $EDITOR /tmp/die-hard-secret.yaml
 kubectl apply -f k8s/namespace.yaml -f /tmp/die-hard-secret.yaml
 
-# 2. Everything else: the migrate Job, web, worker, beat, their Service, PDBs, ConfigMap.
+# 2. Everything else: the migrate Job, web, worker, beat, their Services (web, and one
+#    headless metrics Service per role: docs/metrics.md), PDBs, ConfigMap.
 kubectl apply -k k8s/
 
 # 3. Scale the relay workers (they start as one pod: the manifests leave `replicas` out).

@@ -36,9 +36,11 @@ if [[ "$clickhouse_url" == chdb://* ]]; then
   done
 fi
 
-"$entrypoint" web & pids+=($!)
-"$entrypoint" worker & pids+=($!)
-"$entrypoint" beat & pids+=($!)
+# Each role serves /metrics on a port of its own (METRICS_BIND; in a pod every role has 9100).
+METRICS_BIND=127.0.0.1:9100 "$entrypoint" web & pids+=($!)
+METRICS_BIND=127.0.0.1:9101 "$entrypoint" worker & pids+=($!)
+METRICS_BIND=127.0.0.1:9102 "$entrypoint" beat & pids+=($!)
 
 echo "die-hard is up: http://localhost:8000/api/v1/users/ (Ctrl-C stops web, worker and beat)" >&2
+echo "metrics: web http://localhost:9100/metrics, worker :9101, beat :9102" >&2
 wait -n "${pids[@]}"

@@ -17,3 +17,6 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 # Rate limits are under test in tests/users (with settings of their own), not everywhere else.
 os.environ.setdefault("REGISTRATION_RATE_PER_CLIENT", "off")
 os.environ.setdefault("REGISTRATION_RATE_GLOBAL", "off")
+# The processes tests start serve no metrics port unless the test gives each its own: the
+# default (9100) is one per host, and test runs share the host.
+os.environ.setdefault("METRICS_BIND", "off")

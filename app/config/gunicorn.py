@@ -2,15 +2,26 @@
 
 Run as: gunicorn --config python:app.config.gunicorn app.config.wsgi
 
-Only the web and logging blocks are read here: gunicorn's master never runs the rest of the
-settings (Sentry, database, cache), which its workers load with the application.
+Only the web, metrics and logging blocks are read here: gunicorn's master never runs the rest of
+the settings (Sentry, database, cache), which its workers load with the application.
+
+The master serves the workers' metrics on METRICS_BIND (app/core/metrics_server.py): it chooses
+their shared directory here, before any worker imports prometheus_client.
 """
+
+from typing import Any
 
 import gunicorn.util
 
 from app.core.gunicorn import StructlogGunicornLogger, write_problem_response
+from app.core.metrics_server import (
+    metrics_multiprocess_prepare,
+    metrics_process_dead,
+    metrics_serve,
+)
 
 from .blocks.logging import LOG_LEVEL, LOGGING
+from .blocks.metrics import METRICS_ADDRESS
 from .blocks.web import (
     WEB_ACCESS_LOG,
     WEB_BIND,
@@ -47,3 +58,15 @@ control_socket_disable = True
 configure_structlog()
 # gunicorn answers requests it cannot parse itself; make those answers problem+json too.
 gunicorn.util.write_error = write_problem_response
+
+if METRICS_ADDRESS is not None:
+    metrics_multiprocess_prepare("web")
+
+
+def on_starting(server: Any) -> None:
+    if METRICS_ADDRESS is not None:
+        metrics_serve(METRICS_ADDRESS, role="web")
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    metrics_process_dead(worker.pid)

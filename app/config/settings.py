@@ -12,6 +12,7 @@ from .blocks.clickhouse import *
 from .blocks.django import *
 from .blocks.django import APP_VERSION, ENVIRONMENT_NAME
 from .blocks.logging import *
+from .blocks.metrics import *
 from .blocks.outbox import *
 from .blocks.probes import *
 from .blocks.security import *

@@ -20,7 +20,8 @@ def readiness_path(directory: Path, role: str) -> Path:
     return directory / f"{role}.ready.json"
 
 
-def _age(path: Path) -> float | None:
+def file_age(path: Path) -> float | None:
+    """Seconds since `path` was last written; None when it does not exist."""
     try:
         return time.time() - path.stat().st_mtime
     except FileNotFoundError:
@@ -29,7 +30,7 @@ def _age(path: Path) -> float | None:
 
 def check_fresh(path: Path, *, interval: float) -> str | None:
     """None when `path` was refreshed within STALE_AFTER intervals, else the reason it is not."""
-    age = _age(path)
+    age = file_age(path)
     limit = interval * STALE_AFTER
     if age is None:
         return f"{path} does not exist (yet)"

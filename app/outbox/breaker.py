@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from app.core.metrics import OUTBOX_BREAKER_STATE, BreakerGauge
+
 
 @dataclass(frozen=True)
 class BreakerState:
@@ -34,10 +36,15 @@ class CircuitBreaker:
         self._consecutive_failures = 0
         self._open_until = 0.0
         self._last_error = ""
+        OUTBOX_BREAKER_STATE.set(BreakerGauge.CLOSED)
 
     def allows_call(self) -> bool:
         with self._lock:
-            return time.monotonic() >= self._open_until
+            allowed = time.monotonic() >= self._open_until
+            if allowed and self._consecutive_failures:
+                # The delay is over: the next batch is the trial.
+                OUTBOX_BREAKER_STATE.set(BreakerGauge.HALF_OPEN)
+            return allowed
 
     def record_success(self) -> bool:
         """Close the breaker; True when it was failing until now."""
@@ -45,6 +52,7 @@ class CircuitBreaker:
             was_failing = self._consecutive_failures > 0
             self._consecutive_failures = 0
             self._open_until = 0.0
+            OUTBOX_BREAKER_STATE.set(BreakerGauge.CLOSED)
             return was_failing
 
     def record_failure(self, error: str) -> float:
@@ -58,6 +66,7 @@ class CircuitBreaker:
             delay = min(base * 2.0**exponent, cap) * jitter
             self._open_until = time.monotonic() + delay
             self._last_error = error
+            OUTBOX_BREAKER_STATE.set(BreakerGauge.OPEN)
             return delay
 
     def state(self) -> BreakerState:

@@ -25,6 +25,15 @@ from django.conf import settings
 from django.utils import timezone
 
 from app.clickhouse.event_log import event_log_insert
+from app.core.metrics import (
+    OUTBOX_BATCH_DURATION,
+    OUTBOX_DEAD_LETTERS,
+    OUTBOX_RELAY_FAILURES,
+    OUTBOX_RELAY_LAG,
+    OUTBOX_RELAYED_BATCHES,
+    OUTBOX_RELAYED_EVENTS,
+    FailureReason,
+)
 
 from .batches import (
     ClaimedBatch,
@@ -173,6 +182,8 @@ def outbox_relay_batch(*, batch_size: int | None = None) -> RelayBatchResult:
     result.inserts = delivery.inserts
     result.relayed = len(delivery.delivered)
     result.failed = sum(len(group.rows) for group in delivery.rejected)
+    result.duration_ms = (time.monotonic() - started) * 1000
+    _record_settled(result, oldest=oldest, rejected=bool(delivery.rejected))
     if relay_breaker.record_success():
         relay_health_record_recovery()
         logger.info("outbox_relay_recovered")
@@ -188,7 +199,6 @@ def outbox_relay_batch(*, batch_size: int | None = None) -> RelayBatchResult:
             dead_lettered=result.dead_lettered,
             error=delivery.rejected[0].error,
         )
-    result.duration_ms = (time.monotonic() - started) * 1000
     logger.info(
         "outbox_batch_relayed",
         count=result.relayed,
@@ -199,6 +209,17 @@ def outbox_relay_batch(*, batch_size: int | None = None) -> RelayBatchResult:
         lag_ms=round(result.lag_ms, 1),
     )
     return result
+
+
+def _record_settled(result: RelayBatchResult, *, oldest: datetime, rejected: bool) -> None:
+    """The metrics of a batch ClickHouse answered (app/core/metrics.py)."""
+    OUTBOX_RELAYED_BATCHES.inc()
+    OUTBOX_RELAYED_EVENTS.inc(result.relayed)
+    OUTBOX_DEAD_LETTERS.inc(result.dead_lettered)
+    OUTBOX_BATCH_DURATION.observe(result.duration_ms / 1000)
+    OUTBOX_RELAY_LAG.observe((timezone.now() - oldest).total_seconds())
+    if rejected:
+        OUTBOX_RELAY_FAILURES.labels(reason=FailureReason.REJECTED).inc()
 
 
 def _settle(batch: ClaimedBatch, delivery: _Delivery) -> int:
@@ -217,6 +238,7 @@ def _back_off(
     )
     result.inserts = failure.inserts
     result.infrastructure_error = error
+    OUTBOX_RELAY_FAILURES.labels(reason=FailureReason.UNAVAILABLE).inc()
     logger.warning(
         "outbox_relay_backing_off",
         error=error,

@@ -144,6 +144,10 @@ def test_production_refuses_a_weak_secret_key(isolated_project, secret_key):
         ("DATABASE_CONN_MAX_AGE", "forever"),
         ("SECURE_SSL_REDIRECT", "sometimes"),
         ("CLICKHOUSE_URL", "tcp://127.0.0.1:9000"),
+        ("METRICS_BIND", "9100"),
+        ("METRICS_BIND", "0.0.0.0:metrics"),
+        ("METRICS_BIND", "[::]:70000"),
+        ("METRICS_OUTBOX_REFRESH_SECONDS", "0"),
     ],
 )
 def test_an_unparseable_value_names_its_variable(isolated_project, variable, value):

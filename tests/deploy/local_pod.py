@@ -481,7 +481,10 @@ def service_routes(documents: list[dict], pods: list[LocalPod]) -> dict[tuple[st
     routes = {}
     for service in (d for d in documents if d["kind"] == "Service"):
         selector = service["spec"]["selector"]
-        (pod,) = [pod for pod in pods if selector.items() <= pod.labels.items()]
+        selected = [pod for pod in pods if selector.items() <= pod.labels.items()]
+        if not selected:  # its pods are not running here: a Service without endpoints
+            continue
+        (pod,) = selected
         name = service["metadata"]["name"]
         hosts = [
             name,

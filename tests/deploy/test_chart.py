@@ -21,6 +21,7 @@ from .conftest import (
 CHART_MANAGED = {
     "APP_VERSION",
     "WEB_BIND",
+    "METRICS_BIND",
     "WEB_GRACEFUL_TIMEOUT",
     "WORKER_QUEUES",
     "WORKER_CONCURRENCY",

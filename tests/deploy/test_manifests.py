@@ -24,6 +24,9 @@ from .conftest import (
 
 # The runtime contract (issue 4): what the chart must configure.
 WEB_PORT = 8000
+# The metrics contract (issue 10, docs/metrics.md): port, port name and Service label.
+METRICS_PORT = 9100
+METRICS_LABEL = "die-hard.io/metrics"
 WEB_HTTP_PROBES = {
     "startupProbe": ("/healthz/startup", {"periodSeconds": 2, "failureThreshold": 60}),
     "livenessProbe": ("/healthz/live", {"periodSeconds": 10, "timeoutSeconds": 2}),
@@ -69,6 +72,10 @@ def _by_kind(documents, kind):
     return [document for document in documents if document["kind"] == kind]
 
 
+def _is_metrics_service(service: dict) -> bool:
+    return service["metadata"]["labels"].get(METRICS_LABEL) == "true"
+
+
 def test_selectors_match_pod_labels(documents):
     deployments = _by_kind(documents, "Deployment")
     assert {component(d) for d in deployments} >= {"web", "worker"}
@@ -99,9 +106,9 @@ def test_service_reaches_the_web_port_that_gunicorn_binds(documents):
     (web,) = [d for d in _by_kind(documents, "Deployment") if component(d) == "web"]
     (container,) = pod_spec(web)["containers"]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-    assert ports == {"http": WEB_PORT}
+    assert ports == {"http": WEB_PORT, "metrics": METRICS_PORT}
     assert _env(container)["WEB_BIND"] == f"0.0.0.0:{WEB_PORT}"
-    (service,) = _by_kind(documents, "Service")
+    (service,) = [s for s in _by_kind(documents, "Service") if not _is_metrics_service(s)]
     for port in service["spec"]["ports"]:
         target = port["targetPort"]
         assert ports.get(target, target) == WEB_PORT
@@ -111,6 +118,42 @@ def test_service_reaches_the_web_port_that_gunicorn_binds(documents):
                 backend = path["backend"]["service"]
                 assert backend["name"] == service["metadata"]["name"]
                 assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+
+
+def test_every_long_running_role_serves_metrics_on_a_named_port_behind_its_own_service(
+    documents,
+):
+    services = {s["metadata"]["name"]: s for s in _by_kind(documents, "Service")}
+    deployments = _by_kind(documents, "Deployment")
+    assert deployments
+    for deployment in deployments:
+        role = component(deployment)
+        (container,) = pod_spec(deployment)["containers"]
+        ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+        assert ports["metrics"] == METRICS_PORT, role
+        # The process binds the port the Service targets (never the web port).
+        assert _env(container)["METRICS_BIND"] == f"0.0.0.0:{METRICS_PORT}", role
+        service = services[f"{deployment['metadata']['name']}-metrics"]
+        labels = service["metadata"]["labels"]
+        assert labels[METRICS_LABEL] == "true"
+        assert labels["app.kubernetes.io/component"] == role
+        assert service["spec"]["clusterIP"] == "None"  # headless: every pod is a target
+        assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+        assert service["spec"]["ports"] == [
+            {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"}
+        ]
+    assert len([s for s in services.values() if _is_metrics_service(s)]) == len(deployments)
+
+
+def test_metrics_disabled_turns_the_port_and_the_services_off(helm):
+    result = helm.template("--set", "metrics.enabled=false")
+    assert result.returncode == 0, result.stderr
+
+    assert not [s for s in _by_kind(result.documents, "Service") if _is_metrics_service(s)]
+    for deployment in _by_kind(result.documents, "Deployment"):
+        (container,) = pod_spec(deployment)["containers"]
+        assert "metrics" not in {port["name"] for port in container.get("ports", [])}
+        assert _env(container)["METRICS_BIND"] == "off"
 
 
 def test_web_probes_are_the_contract_and_exist_in_the_app(documents):
@@ -311,6 +354,11 @@ def test_production_network_policies_allow_only_what_is_needed(rendered):
     assert {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
     } in (rule["from"])
+    # Prometheus reaches the metrics port of every pod of the release, and nothing else.
+    metrics = policies["die-hard-metrics"]
+    assert metrics["podSelector"] == release["podSelector"]
+    (rule,) = metrics["ingress"]
+    assert rule["ports"] == [{"port": METRICS_PORT, "protocol": "TCP"}]
 
 
 @pytest.mark.parametrize("scenario", ["minimal", "production"])

@@ -12,6 +12,7 @@ emptyDir → local directories; the venv's PATH comes with it) and `local_adapta
 a test holds them to that list.
 """
 
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
@@ -34,7 +35,7 @@ PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 WAIT_LIMIT_SECONDS = 60
 # app.config.probe's PROBE_DIR when the variable is unset, as the chart leaves it.
 DEFAULT_PROBE_DIR = "/tmp/die-hard"  # noqa: S108
-ADAPTED_VARIABLES = {"WEB_BIND", "PROBE_DIR"}
+ADAPTED_VARIABLES = {"WEB_BIND", "METRICS_BIND", "PROBE_DIR"}
 
 
 def local_adaptations(pod: LocalPod, container: dict, env: dict[str, str]) -> dict[str, str]:
@@ -51,6 +52,11 @@ def local_adaptations(pod: LocalPod, container: dict, env: dict[str, str]) -> di
         # it maps to a free local port when it must (LocalPod.ports) and the probes go there.
         # Loopback only: 0.0.0.0 in a pod is the pod's own network, here the machine's.
         overrides["WEB_BIND"] = f"127.0.0.1:{pod.ports[int(port)]}"
+    if env.get("METRICS_BIND", "off") != "off":
+        # As WEB_BIND: the container port named `metrics`, mapped to a free local one.
+        _host, port = env["METRICS_BIND"].rsplit(":", 1)
+        assert int(port) in pod.ports, f"METRICS_BIND={env['METRICS_BIND']}: not a declared port"
+        overrides["METRICS_BIND"] = f"127.0.0.1:{pod.ports[int(port)]}"
     if "PROBE_DIR" not in env:
         # The default, /tmp/die-hard, is in the pod's own /tmp emptyDir. The machine's /tmp is
         # shared (`make run`'s worker writes the same heartbeat files there), so the process
@@ -142,6 +148,11 @@ def test_rendered_workload_starts_and_passes_its_probes_as_the_kubelet_runs_them
         took = local.await_probes(process, wait_limit=WAIT_LIMIT_SECONDS)
         assert set(took) == {kind for kind in PROBES if kind in local.container(name)}, took
         assert process.process.poll() is None, process.log_tail()
+        # Prometheus scrapes the port named `metrics` (metrics/service.yaml targets it).
+        (metrics,) = [p for p in local.container(name)["ports"] if p["name"] == "metrics"]
+        scrape = f"http://127.0.0.1:{local.ports[metrics['containerPort']]}/metrics"
+        with urllib.request.urlopen(scrape, timeout=5) as response:
+            assert "die_hard_" in response.read().decode()
         # Stopped as the kubelet stops it, within the pod's grace period (preStop hooks are not
         # run: web's `sleep` only delays the SIGTERM; tests/runtime covers the drain).
         stopped_after = process.terminate(grace_seconds=local.grace_seconds)

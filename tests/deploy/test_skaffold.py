@@ -119,7 +119,11 @@ def test_chart_release_takes_the_built_image(skaffold, helm):
 
 def test_port_forward_reaches_the_web_service(skaffold, rendered):
     (forward,) = skaffold["portForward"]
-    (service,) = [d for d in rendered["helm4", "default"] if d["kind"] == "Service"]
+    (service,) = [
+        d
+        for d in rendered["helm4", "default"]
+        if d["kind"] == "Service" and "die-hard.io/metrics" not in d["metadata"]["labels"]
+    ]
     assert forward["resourceType"] == "service"
     assert forward["resourceName"] == service["metadata"]["name"]
     assert forward["port"] in {port["port"] for port in service["spec"]["ports"]}

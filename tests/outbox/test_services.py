@@ -8,6 +8,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from app.clickhouse.client import clickhouse_client
 from app.config.env import PROJECT_ROOT
@@ -18,6 +19,8 @@ from app.outbox.services import (
     outbox_requeue,
 )
 from tests.support.clickhouse import event_log_count
+from tests.support.fixtures import use_clickhouse
+from tests.support.processes import free_port
 
 from .factories import outbox_rows_create
 
@@ -233,3 +236,74 @@ def test_drain_stops_between_batches_when_asked(event_log):
 
     assert drained.batches == 2
     assert OutboxEvent.objects.count() == 10
+
+
+def _metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def _relay_metrics() -> dict[str, float]:
+    return {
+        "relayed": _metric("die_hard_outbox_relayed_events_total"),
+        "batches": _metric("die_hard_outbox_relayed_batches_total"),
+        "durations": _metric("die_hard_outbox_batch_duration_seconds_count"),
+        "lags": _metric("die_hard_outbox_relay_lag_seconds_count"),
+        "lag_sum": _metric("die_hard_outbox_relay_lag_seconds_sum"),
+        "rejected": _metric("die_hard_outbox_relay_failures_total", reason="rejected"),
+        "unavailable": _metric("die_hard_outbox_relay_failures_total", reason="unavailable"),
+        "dead_letters": _metric("die_hard_outbox_dead_letters_total"),
+    }
+
+
+def _increase(before: dict[str, float]) -> dict[str, float]:
+    return {name: value - before[name] for name, value in _relay_metrics().items()}
+
+
+@pytest.mark.django_db
+def test_a_relayed_batch_counts_its_events_and_times_itself_from_the_oldest_event(event_log):
+    outbox_rows_create(30)  # the oldest created 30 s ago
+    before = _relay_metrics()
+
+    assert outbox_relay_batch().relayed == 30
+
+    increase = _increase(before)
+    assert {name: increase[name] for name in ("relayed", "batches", "durations", "lags")} == {
+        "relayed": 30,
+        "batches": 1,
+        "durations": 1,
+        "lags": 1,
+    }
+    assert 30 <= increase["lag_sum"] < 60
+    assert increase["rejected"] == increase["unavailable"] == increase["dead_letters"] == 0
+
+
+@pytest.mark.django_db
+def test_rejected_data_counts_a_rejected_attempt_and_its_dead_letters(event_log, settings):
+    settings.OUTBOX_MAX_ATTEMPTS = 1
+    outbox_rows_create(5)
+    outbox_rows_create(1, event_type="Not A Valid Type")
+    before = _relay_metrics()
+
+    assert outbox_relay_batch().dead_lettered == 1
+
+    increase = _increase(before)
+    assert (increase["relayed"], increase["rejected"], increase["dead_letters"]) == (5, 1, 1)
+    assert increase["unavailable"] == 0
+
+
+@pytest.mark.django_db
+def test_clickhouse_unreachable_counts_an_unavailable_attempt_and_opens_the_breaker(
+    event_log, clickhouse_url
+):
+    outbox_rows_create(5)
+    before = _relay_metrics()
+    use_clickhouse(f"http://127.0.0.1:{free_port()}/")  # nothing listens there
+    try:
+        assert outbox_relay_batch().infrastructure_error
+        assert outbox_relay_batch().backing_off  # the breaker is open: no second attempt
+    finally:
+        use_clickhouse(clickhouse_url)
+
+    increase = _increase(before)
+    assert (increase["unavailable"], increase["relayed"], increase["batches"]) == (1, 0, 0)
+    assert _metric("die_hard_outbox_breaker_state") == 2

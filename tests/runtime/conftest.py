@@ -114,6 +114,8 @@ def role_env(proxies, tmp_path) -> dict[str, str]:
         "WORKER_CONCURRENCY": "1",
         "REGISTRATION_RATE_PER_CLIENT": "off",
         "REGISTRATION_RATE_GLOBAL": "off",
+        # Each test that scrapes gives each role a port of its own (tests/runtime/test_metrics.py).
+        "METRICS_BIND": "off",
     }
 
 

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "app.core.middleware.RequestMetricsMiddleware",
     "app.core.middleware.HealthProbeMiddleware",
     "app.core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",

@@ -310,3 +310,18 @@ httpGet:
   port: http
 {{- toYaml .timing | nindent 0 }}
 {{- end }}
+
+{{/* METRICS_BIND of a long-running role's container: the metrics port, or off. */}}
+{{- define "die-hard.metricsEnv" -}}
+- name: METRICS_BIND
+  value: {{ ternary (printf "0.0.0.0:%d" (int .Values.metrics.port)) "off" .Values.metrics.enabled | quote }}
+{{- end }}
+
+{{/* The container port named `metrics` of a long-running role, when metrics are enabled. */}}
+{{- define "die-hard.metricsPort" -}}
+{{- if .Values.metrics.enabled }}
+- name: metrics
+  containerPort: {{ .Values.metrics.port }}
+  protocol: TCP
+{{- end }}
+{{- end }}

@@ -13,6 +13,7 @@ from django.db import connection
 
 from app.core.dependencies import check_clickhouse, check_database
 from app.core.heartbeat import HealthReporter, ProgressHeartbeat
+from app.outbox.metrics import outbox_role_metrics_serve
 from app.outbox.services import outbox_relay_drain
 
 logger = structlog.get_logger(__name__)
@@ -58,6 +59,7 @@ class Command(BaseCommand):
             HealthReporter(
                 "relay", dependencies={"database": check_database, "clickhouse": check_clickhouse}
             ).start()
+            outbox_role_metrics_serve(role="relay")
 
         def between_batches() -> bool:
             """Called before every batch: the loop is turning; stop if asked."""
