@@ -49,7 +49,9 @@ def _alerts(rule: dict) -> dict[str, dict]:
 
 
 def _run_unit_tests(promtool: Path, rule: dict, directory: Path) -> subprocess.CompletedProcess:
-    (directory / "die-hard.rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    (directory / "die-hard.rules.yaml").write_text(
+        yaml.safe_dump({"groups": rule["spec"]["groups"]})
+    )
     shutil.copy(UNIT_TESTS, directory / UNIT_TESTS.name)
     return subprocess.run(
         [str(promtool), "test", "rules", UNIT_TESTS.name],

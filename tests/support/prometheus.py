@@ -54,9 +54,9 @@ def application_metric_names() -> frozenset[str]:
     names = set()
     for path in (PROJECT_ROOT / "app").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                if _METRIC_NAME.fullmatch(node.value):
-                    names.add(node.value)
+            is_string = isinstance(node, ast.Constant) and isinstance(node.value, str)
+            if is_string and _METRIC_NAME.fullmatch(node.value):
+                names.add(node.value)
     return frozenset(names)
 
 

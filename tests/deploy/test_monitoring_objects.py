@@ -1,0 +1,179 @@
+"""The chart's custom resources (ServiceMonitor, PrometheusRule, KEDA ScaledObject): valid for
+their CRDs' schemas, off by default, and wired to the release they watch or scale.
+
+No package on a reachable registry ships these CRDs' openAPIV3Schemas as data, so the fields
+the chart can render are transcribed from the upstream CRDs into monitoring/crd-schemas/ (each
+file names its source and version) and checked with jsonschema, every object closed as the API
+server's strict field validation closes it.
+"""
+
+import copy
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from .conftest import CUSTOM_RESOURCE_KINDS, SCENARIOS, custom_resources
+
+CRD_SCHEMAS = Path(__file__).parent / "monitoring" / "crd-schemas"
+# (apiVersion, kind) -> the schema file of its CRD.
+CRD_SCHEMA_FILES = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.json",
+    ("keda.sh/v1alpha1", "ScaledObject"): "scaledobject.json",
+}
+EVERYTHING_ON = [
+    "--set",
+    "monitoring.serviceMonitor.enabled=true,monitoring.prometheusRule.enabled=true,"
+    "monitoring.dashboards.enabled=true,worker.keda.enabled=true",
+]
+
+
+def _schema(document: dict) -> dict:
+    name = CRD_SCHEMA_FILES[document["apiVersion"], document["kind"]]
+    return json.loads((CRD_SCHEMAS / name).read_text())["openAPIV3Schema"]
+
+
+def _errors(document: dict) -> list[str]:
+    validator = jsonschema.Draft7Validator(_schema(document))
+    return [
+        f"{document['kind']}: {error.message} at {list(error.absolute_path)}"
+        for error in validator.iter_errors(document)
+    ]
+
+
+@pytest.fixture(scope="module")
+def monitoring(rendered) -> list[dict]:
+    return rendered["helm4", "monitoring"]
+
+
+def _kinds(documents: list[dict]) -> set[str]:
+    return {document["kind"] for document in documents}
+
+
+def test_off_by_default_and_on_in_the_monitoring_scenario(rendered, monitoring):
+    for scenario in SCENARIOS:
+        if scenario != "monitoring":
+            assert not custom_resources(rendered["helm4", scenario]), scenario
+    assert set(CRD_SCHEMA_FILES) == CUSTOM_RESOURCE_KINDS
+    assert {kind for _, kind in CUSTOM_RESOURCE_KINDS} <= _kinds(monitoring)
+    assert "die-hard-dashboards" in {d["metadata"]["name"] for d in monitoring}
+
+
+def test_custom_resources_are_valid_for_their_crds(rendered, helm):
+    documents = [d for scenario in SCENARIOS for d in custom_resources(rendered["helm4", scenario])]
+    result = helm.template(*EVERYTHING_ON)
+    assert result.returncode == 0, result.stderr
+    documents += custom_resources(result.documents)
+    assert {(d["apiVersion"], d["kind"]) for d in documents} == CUSTOM_RESOURCE_KINDS
+    errors = [error for document in documents for error in _errors(document)]
+    assert not errors, "\n".join(errors)
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "field"),
+    [
+        ("ServiceMonitor", ["spec", "endpoints", 0], "scrapeInterval"),
+        ("PrometheusRule", ["spec", "groups", 0, "rules", 0], "summary"),
+        ("ScaledObject", ["spec"], "minReplicas"),
+        ("ScaledObject", ["spec", "triggers", 0], "threshold"),
+    ],
+)
+def test_crd_validation_catches_a_misplaced_field(monitoring, kind, path, field):
+    document = copy.deepcopy(next(d for d in monitoring if d["kind"] == kind))
+    assert not _errors(document)
+    target = document
+    for key in path:
+        target = target[key]
+    target[field] = "1"
+    assert _errors(document)
+
+
+def test_service_monitor_scrapes_this_releases_metrics_services(monitoring):
+    [monitor] = [d for d in monitoring if d["kind"] == "ServiceMonitor"]
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "die-hard",
+        "app.kubernetes.io/instance": "die-hard",
+        "die-hard.io/metrics": "true",
+    }
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "metrics"
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["interval"] == "15s"
+    assert endpoint["metricRelabelings"][0]["action"] == "drop"
+
+
+def test_keda_scales_the_workers_on_the_due_backlog(monitoring):
+    [scaled] = [d for d in monitoring if d["kind"] == "ScaledObject"]
+    spec = scaled["spec"]
+    assert spec["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "die-hard-worker",
+    }
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (2, 20)
+    assert (spec["pollingInterval"], spec["cooldownPeriod"]) == (30, 300)
+    assert spec["fallback"] == {"failureThreshold": 3, "replicas": 2}
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior == {"scaleDown": {"stabilizationWindowSeconds": 600}}
+    [trigger] = spec["triggers"]
+    assert trigger["type"] == "prometheus"
+    assert trigger["metricType"] == "AverageValue"
+    metadata = trigger["metadata"]
+    assert (
+        metadata["serverAddress"] == "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
+    )
+    assert metadata["threshold"] == "10000"
+    assert metadata["query"] == (
+        'max(die_hard_outbox_due_events{namespace="default", job=~"die-hard-web-metrics|'
+        'die-hard-worker-metrics|die-hard-beat-metrics|die-hard-relay-metrics"})'
+    )
+    # KEDA owns the worker count: no HPA of the chart's, no replicas in the Deployment.
+    assert "HorizontalPodAutoscaler" not in _kinds(monitoring)
+    [worker] = [
+        d
+        for d in monitoring
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == "die-hard-worker"
+    ]
+    assert "replicas" not in worker["spec"]
+
+
+def test_keda_trigger_options(helm):
+    result = helm.template(
+        "--set",
+        "worker.keda.enabled=true,worker.keda.prometheus.authenticationRef=prometheus-auth,"
+        "worker.keda.prometheus.query=sum(my_backlog),worker.keda.targetDueEventsPerReplica=500",
+        "--show-only",
+        "templates/worker/scaledobject.yaml",
+    )
+    assert result.returncode == 0, result.stderr
+    [trigger] = result.documents[0]["spec"]["triggers"]
+    assert trigger["authenticationRef"] == {"name": "prometheus-auth"}
+    assert trigger["metadata"]["query"] == "sum(my_backlog)"
+    assert trigger["metadata"]["threshold"] == "500"
+    assert not _errors(result.documents[0])
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            "worker.keda.enabled=true,worker.autoscaling.enabled=true",
+            "worker.keda.enabled and worker.autoscaling.enabled are mutually exclusive",
+        ),
+        (
+            "worker.keda.enabled=true,worker.keda.minReplicaCount=5,worker.keda.maxReplicaCount=2",
+            "worker.keda.maxReplicaCount must be at least worker.keda.minReplicaCount",
+        ),
+        ("monitoring.prometheusRule.relayFailingFor=ten", "relayFailingFor"),
+        ("monitoring.serviceMonitor.interval=30", "interval"),
+        ("worker.keda.minReplicaCount=0", "minReplicaCount"),
+    ],
+)
+def test_bad_monitoring_values_are_rejected(helms, values, message):
+    for version, helm in helms.items():
+        result = helm.template("--set", values)
+        assert result.returncode != 0, f"{version}: {values} was accepted"
+        assert message in result.stderr, result.stderr
