@@ -9,10 +9,19 @@ server's strict field validation closes it.
 
 import copy
 import json
+import subprocess
 from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
+
+from tests.support.prometheus import (
+    exported_metrics,
+    exposed_series_names,
+    promql_metric_names,
+    promtool,
+)
 
 from .conftest import CUSTOM_RESOURCE_KINDS, SCENARIOS, custom_resources
 
@@ -126,9 +135,13 @@ def test_keda_scales_the_workers_on_the_due_backlog(monitoring):
         metadata["serverAddress"] == "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
     )
     assert metadata["threshold"] == "10000"
+    selector = (
+        'namespace="default", job=~"die-hard-web-metrics|die-hard-worker-metrics|'
+        'die-hard-beat-metrics|die-hard-relay-metrics"'
+    )
     assert metadata["query"] == (
-        'max(die_hard_outbox_due_events{namespace="default", job=~"die-hard-web-metrics|'
-        'die-hard-worker-metrics|die-hard-beat-metrics|die-hard-relay-metrics"})'
+        f"max(die_hard_outbox_due_events{{{selector}}}) "
+        f"unless on () max(die_hard_outbox_breaker_state{{{selector}}}) == 2"
     )
     # KEDA owns the worker count: no HPA of the chart's, no replicas in the Deployment.
     assert "HorizontalPodAutoscaler" not in _kinds(monitoring)
@@ -177,3 +190,76 @@ def test_bad_monitoring_values_are_rejected(helms, values, message):
         result = helm.template("--set", values)
         assert result.returncode != 0, f"{version}: {values} was accepted"
         assert message in result.stderr, result.stderr
+
+
+def test_keda_query_follows_the_due_backlog_unless_clickhouse_is_down(helm, tmp_path):
+    """promtool evaluates the rendered query on synthetic series: the due backlog (the largest
+    any pod exports), and nothing while a relay's breaker is open."""
+    result = helm.template(
+        "--namespace",
+        "die-hard",
+        "--set",
+        "worker.keda.enabled=true",
+        "--show-only",
+        "templates/worker/scaledobject.yaml",
+    )
+    assert result.returncode == 0, result.stderr
+    query = result.documents[0]["spec"]["triggers"][0]["metadata"]["query"]
+    labels = 'namespace="die-hard", job="die-hard-{role}-metrics", pod="die-hard-{role}-1"'
+    worker, beat = labels.format(role="worker"), labels.format(role="beat")
+    tests = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    # Two pods export the same cached measurement; one a minute older.
+                    {
+                        "series": f"die_hard_outbox_due_events{{{worker}}}",
+                        "values": "0 25000 25000 40000",
+                    },
+                    {
+                        "series": f"die_hard_outbox_due_events{{{beat}}}",
+                        "values": "0 0 25000 40000",
+                    },
+                    {
+                        "series": f"die_hard_outbox_breaker_state{{{worker}}}",
+                        "values": "0 0 0 2",
+                    },
+                    # Another namespace's backlog is not this release's.
+                    {
+                        "series": 'die_hard_outbox_due_events{namespace="other", '
+                        'job="die-hard-worker-metrics", pod="die-hard-worker-1"}',
+                        "values": "90000 90000 90000 90000",
+                    },
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": query,
+                        "eval_time": "0m",
+                        "exp_samples": [{"labels": "{}", "value": 0}],
+                    },
+                    {
+                        "expr": query,
+                        "eval_time": "1m",
+                        "exp_samples": [{"labels": "{}", "value": 25000}],
+                    },
+                    {"expr": query, "eval_time": "3m", "exp_samples": []},
+                ],
+            }
+        ],
+    }
+    (tmp_path / "keda.test.yaml").write_text(yaml.safe_dump(tests))
+    run = subprocess.run(
+        [str(promtool()), "test", "rules", "keda.test.yaml"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    names = promql_metric_names(query)
+    assert names == {"die_hard_outbox_due_events", "die_hard_outbox_breaker_state"}
+    assert names <= exposed_series_names(exported_metrics()[0])
