@@ -183,6 +183,23 @@ def test_keda_trigger_options(helm):
         ("monitoring.prometheusRule.relayFailingFor=ten", "relayFailingFor"),
         ("monitoring.serviceMonitor.interval=30", "interval"),
         ("worker.keda.minReplicaCount=0", "minReplicaCount"),
+        (
+            "monitoring.prometheusRule.enabled=true,"
+            + ",".join(
+                f"monitoring.prometheusRule.disabled.DieHard{name}=true"
+                for name in (
+                    "OutboxOldestPendingTooOld",
+                    "OutboxDeadLettersPresent",
+                    "OutboxDeadLettersIncreasing",
+                    "OutboxRelayFailing",
+                    "ClickHouseUnreachable",
+                    "BeatMissing",
+                    "WorkerHeartbeatStale",
+                    "WebErrorRatioHigh",
+                )
+            ),
+            "monitoring.prometheusRule.disabled leaves no alert",
+        ),
     ],
 )
 def test_bad_monitoring_values_are_rejected(helms, values, message):
