@@ -23,7 +23,7 @@ from tests.support.prometheus import (
     promtool,
 )
 
-from .conftest import CUSTOM_RESOURCE_KINDS, SCENARIOS, custom_resources
+from .conftest import CHART, CUSTOM_RESOURCE_KINDS, SCENARIOS, custom_resources
 
 CRD_SCHEMAS = Path(__file__).parent / "monitoring" / "crd-schemas"
 # (apiVersion, kind) -> the schema file of its CRD.
@@ -280,3 +280,40 @@ def test_keda_query_follows_the_due_backlog_unless_clickhouse_is_down(helm, tmp_
     names = promql_metric_names(query)
     assert names == {"die_hard_outbox_due_events", "die_hard_outbox_breaker_state"}
     assert names <= exposed_series_names(exported_metrics()[0])
+
+
+def _has_metrics_switch() -> bool:
+    """Whether the chart has the metrics endpoints' values (`metrics.enabled`, `metrics.port`)."""
+    return "metrics" in json.loads((CHART / "values.schema.json").read_text())["properties"]
+
+
+def test_monitoring_selects_exactly_the_metrics_services(monitoring):
+    """The rules and the KEDA query select the jobs Prometheus names after the metrics Services
+    `<fullname>-<role>-metrics`; the ServiceMonitor selects those Services, port `metrics`."""
+    roles = ["web", "worker", "beat", "relay"]  # the monitoring scenario runs a relay
+    expected = {f"die-hard-{role}-metrics" for role in roles}
+    [rule] = [d for d in monitoring if d["kind"] == "PrometheusRule"]
+    expr = rule["spec"]["groups"][0]["rules"][0]["expr"]
+    assert set(expr.split('job=~"')[1].split('"')[0].split("|")) == expected
+    [monitor] = [d for d in monitoring if d["kind"] == "ServiceMonitor"]
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    selected = [
+        d
+        for d in monitoring
+        if d["kind"] == "Service" and selector.items() <= d["metadata"]["labels"].items()
+    ]
+    # Before the chart rendered metrics Services, the selector matched none of its Services.
+    assert {d["metadata"]["name"] for d in selected} == (
+        expected if _has_metrics_switch() else set()
+    )
+    for service in selected:
+        assert "metrics" in {port["name"] for port in service["spec"]["ports"]}
+
+
+def test_monitoring_objects_need_the_metrics_endpoints(helm):
+    result = helm.template(*EVERYTHING_ON, "--set", "metrics.enabled=false")
+    assert result.returncode != 0
+    if _has_metrics_switch():
+        assert "needs the metrics endpoints: set metrics.enabled=true" in result.stderr
+    else:
+        assert "additional properties 'metrics' not allowed" in result.stderr
