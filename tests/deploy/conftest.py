@@ -25,10 +25,11 @@ SCENARIOS = {
     "existing-secret": CHART / "ci" / "existing-secret-values.yaml",
     "k8s": CHART / "ci" / "k8s-values.yaml",
     "dev": CHART / "ci" / "dev-values.yaml",
+    "monitoring": CHART / "ci" / "monitoring-values.yaml",
 }
 # The scenarios meant for real clusters: every production rule applies to them. The dev
 # scenario deliberately relaxes readOnlyRootFilesystem so `skaffold dev` can sync files.
-PRODUCTION_SCENARIOS = ["default", "minimal", "production", "existing-secret", "k8s"]
+PRODUCTION_SCENARIOS = ["default", "minimal", "production", "existing-secret", "k8s", "monitoring"]
 HELM_VERSIONS = ["helm4", "helm3"]
 
 
@@ -97,6 +98,19 @@ def workloads(documents: list[dict]) -> list[dict]:
 
 def pod_spec(workload: dict) -> dict:
     return workload["spec"]["template"]["spec"]
+
+
+# The Prometheus Operator's and KEDA's kinds the chart renders (apiVersion, kind), validated
+# against their CRDs in test_monitoring_objects rather than against the Kubernetes API schemas.
+CUSTOM_RESOURCE_KINDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("keda.sh/v1alpha1", "ScaledObject"),
+}
+
+
+def custom_resources(documents: list[dict]) -> list[dict]:
+    return [d for d in documents if (d["apiVersion"], d["kind"]) in CUSTOM_RESOURCE_KINDS]
 
 
 def component(document: dict) -> str:
