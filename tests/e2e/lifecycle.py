@@ -1,0 +1,415 @@
+"""`make e2e`: one release of the chart, run as containers, lives through its lifecycle under a
+steady registration load, and every event is counted.
+
+Steps (each prints its duration and counts: requests sent, 2xx/4xx/5xx, connection errors by
+kind, events relayed so far, backlog):
+ 1. install, wait as `helm install --wait` would, `helm test`;
+ 2. start the steady load (it runs until the end);
+ 3. upgrade to a new image version with a config change (the migrate Job reruns, roles roll);
+ 4. scale workers 1 → 3 → 1; rollout restart of web, then of worker; a large backlog, and
+    worker pods deleted while a relay holds a batch;
+ 5. a ClickHouse outage longer than the whole retry schedule, then recovery; a Redis outage;
+    PostgreSQL sessions terminated (pg_terminate_backend) — each timed to hit work in flight;
+ 6. beat started twice by mistake, then removed;
+ 7. the final accounting table. Exit status 1 naming each failed line.
+
+Run: `make e2e` (or `python -m tests.e2e` once the image is built). The shortened timings are
+in tests/e2e/values.yaml and explained in docs/deployment.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tests.e2e.accounting import Checks, ClickHouse, Postgres
+from tests.e2e.faults import (
+    SessionKill,
+    Window,
+    WorkerKill,
+    kill_workers_while_leased,
+    terminate_postgres_sessions,
+    wait_for,
+)
+from tests.e2e.load import Outcome, RegistrationLoad, failures, summarize
+
+VALUES = Path(__file__).with_name("values.yaml")
+E2E_VALUES = yaml.safe_load(VALUES.read_text())
+LEASE_SECONDS = float(E2E_VALUES["config"]["OUTBOX_LEASE_SECONDS"])
+BACKOFF_MAX = float(E2E_VALUES["config"]["OUTBOX_BACKOFF_MAX"])
+# The whole retry schedule of the relay's breaker (OUTBOX_BACKOFF_BASE 1 s, doubling to the cap),
+# before jitter: 1 + 2 + 4 + 8 s. The outage lasts well beyond it.
+RETRY_SCHEDULE_SECONDS = 1 + 2 + 4 + 8
+CLICKHOUSE_OUTAGE_SECONDS = 2 * RETRY_SCHEDULE_SECONDS
+REDIS_OUTAGE_SECONDS = 15.0
+APPLICATION_NAME = "die-hard"  # DATABASE_APPLICATION_NAME's default: the chart leaves it
+UPGRADE_CONFIG = {"config.LOG_LEVEL": "WARNING"}
+BACKLOG_BURST = 400
+DOCUMENTED_BUSY = "REGISTRATION_CONCURRENT_HASHES"  # the 503 docs/api.md documents
+
+
+@dataclass
+class Run:
+    cluster: object  # tests.e2e.cluster.Cluster
+    services: object  # tests.e2e.cluster.BackingServices
+    load: RegistrationLoad
+    postgres: Postgres
+    clickhouse: ClickHouse
+    checks: Checks = field(default_factory=Checks)
+    durations: dict[str, float] = field(default_factory=dict)
+    windows: dict[str, Window] = field(default_factory=dict)
+    worker_kills: list[WorkerKill] = field(default_factory=list)
+    session_kills: list[SessionKill] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def relayed(self) -> int:
+        return self.clickhouse.user_created(self.load.email_domain).rows
+
+    def counts(self, since: float) -> str:
+        step = [o for o in self.load.snapshot() if o.started >= since]
+        return (
+            f"    requests this step: {summarize(step)}\n"
+            f"    requests so far:    {summarize(self.load.snapshot())}\n"
+            f"    in flight now {self.load.in_flight()}; events relayed so far "
+            f"{self.relayed()}; {self.postgres.outbox()}"
+        )
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[Window]:
+        print(f"\n== {name}", flush=True)
+        window = Window(name)
+        self.windows[name] = window
+        try:
+            yield window
+        finally:
+            window.close()
+            self.durations[name] = window.seconds
+            print(f"   ({window.seconds:.1f} s)\n{self.counts(window.start)}", flush=True)
+
+    def note(self, text: str) -> None:
+        print(f"    {text}", flush=True)
+        self.notes.append(text)
+
+
+def wait_drained(run: Run, *, timeout: float) -> float:
+    """Seconds until the outbox is empty (nothing pending, no batch owed)."""
+    start = time.monotonic()
+    wait_for(
+        "an empty outbox",
+        lambda: (state := run.postgres.outbox()).pending == 0 and state.batches == 0,
+        timeout=timeout,
+        every=0.5,
+    )
+    return time.monotonic() - start
+
+
+# -- the steps
+
+
+def install(run: Run, values: Path) -> None:
+    with run.step("1. install, wait as helm install --wait, helm test"):
+        run.cluster.install(values=[values], timeout=300)
+        for component in ("web", "worker", "beat"):
+            pods = run.cluster.pods(component)
+            run.note(f"{component}: {len(pods)} pod(s), ready {sum(p.ready for p in pods)}")
+        run.cluster.helm_test()
+        run.note("helm test: passed")
+
+
+def upgrade(run: Run, image: str) -> None:
+    new_image = image.rsplit(":", 1)[0] + ":0.1.1-e2e"
+    subprocess.run(["podman", "tag", image, new_image], check=True)
+    with run.step(f"3. upgrade to {new_image} with LOG_LEVEL=WARNING, under load"):
+        rolled = run.cluster.upgrade(values=[VALUES], set_values=UPGRADE_CONFIG, image=new_image)
+        run.note(f"rolled: {', '.join(rolled)}")
+        run.checks.add(
+            "upgrade: migrate Job ran again",
+            "a migrate Job in the rolled list",
+            ", ".join(rolled),
+            any("migrate" in name for name in rolled),
+        )
+        for component in ("web", "worker", "beat"):
+            run.checks.add(
+                f"upgrade: {component} rolled",
+                component,
+                ", ".join(rolled),
+                any(component in name for name in rolled),
+            )
+        run.windows["web rollout: upgrade"] = run.windows[list(run.windows)[-1]]
+
+
+def scale_and_restart(run: Run) -> None:
+    with run.step("4a. scale workers 1 → 3 → 1"):
+        run.cluster.scale("worker", 3)
+        run.note(f"workers ready: {sum(p.ready for p in run.cluster.pods('worker'))}")
+        run.cluster.scale("worker", 1)
+        run.note(f"workers: {len(run.cluster.pods('worker'))}")
+    with run.step("4b. rollout restart web, under load") as window:
+        run.cluster.rollout_restart("web")
+        run.windows["web rollout: restart"] = window
+    with run.step("4c. rollout restart worker, under load"):
+        run.cluster.rollout_restart("worker")
+
+
+def backlog_and_worker_kills(run: Run) -> None:
+    proxy = run.services.clickhouse.proxy
+    with run.step(f"4d. large backlog ({BACKLOG_BURST} burst), worker pods deleted mid-batch"):
+        run.cluster.scale("worker", 2)
+        proxy.cut()  # hold ClickHouse off while the backlog builds
+        burst = run.load.burst(BACKLOG_BURST, threads=4)
+        run.note(f"burst: {summarize(burst)}; {run.postgres.outbox()}")
+        # ClickHouse back, but accepting and never answering: each relay's trial insert hangs
+        # (up to CLICKHOUSE_INSERT_TIMEOUT) holding its leased batch — the moment to kill.
+        proxy.restore()
+        proxy.stall()
+        kills = kill_workers_while_leased(
+            run.cluster, run.postgres, kills=3, in_flight_requests=run.load.in_flight, timeout=60
+        )
+        run.worker_kills.extend(kills)
+        for kill in kills:
+            batches = ", ".join(f"{b.id[:8]} ({b.rows} rows)" for b in kill.leased)
+            how = "gracefully" if kill.graceful else "without grace (SIGKILL)"
+            run.note(f"deleted {kill.pod} {how} while leased: {batches}")
+        # ClickHouse answers again; one insert's reply is lost after ClickHouse stored it, so
+        # its batch is re-sent under the same token (a duplicate only if deduplication failed).
+        proxy.drop_replies(1, marker=b"INSERT")
+        proxy.restore()
+        drained = wait_drained(run, timeout=120)
+        run.note(f"backlog drained {drained:.1f} s after release; replies dropped "
+                 f"{proxy.replies_dropped}")
+        run.cluster.scale("worker", 1)
+
+
+def clickhouse_outage(run: Run) -> None:
+    proxy = run.services.clickhouse.proxy
+    with run.step(f"5a. ClickHouse outage {CLICKHOUSE_OUTAGE_SECONDS} s "
+                  f"(whole retry schedule {RETRY_SCHEDULE_SECONDS} s), then recovery") as window:
+        run.windows["clickhouse outage"] = window
+        proxy.stall()  # first catch a batch mid-relay…
+        leased = wait_for("a batch mid-relay", run.postgres.leased_batches, timeout=30)
+        in_flight = run.load.in_flight()
+        proxy.cut()  # …then cut: its insert is reset under it
+        run.note(f"cut with batch(es) mid-relay: {', '.join(b.id[:8] for b in leased)}; "
+                 f"requests in flight {in_flight}")
+        run.checks.add("ClickHouse cut hit a batch mid-relay", "≥ 1 leased batch",
+                       str(len(leased)), bool(leased))
+        time.sleep(CLICKHOUSE_OUTAGE_SECONDS)
+        backlog = run.postgres.outbox()
+        run.note(f"at the end of the outage: {backlog}")
+        run.checks.equal("ClickHouse outage: nothing dead-lettered", 0, backlog.dead_lettered)
+        proxy.restore()
+        recovered = time.monotonic()
+        window.close()
+        drained = wait_drained(run, timeout=BACKOFF_MAX + 60)
+        run.note(f"backlog of {backlog.pending} drained {drained:.1f} s after recovery")
+        run.checks.add(
+            "ClickHouse recovery: backlog drained within the breaker's cap",
+            f"≤ {BACKOFF_MAX + 10:.0f} s",
+            f"{drained:.1f} s",
+            drained <= BACKOFF_MAX + 10,
+        )
+        run.windows["clickhouse recovery"] = Window("clickhouse recovery", recovered)
+
+
+def redis_outage(run: Run) -> None:
+    proxy = run.services.redis.proxy
+    with run.step(f"5b. Redis outage {REDIS_OUTAGE_SECONDS:.0f} s") as window:
+        run.windows["redis outage"] = window
+        wait_for("requests in flight", run.load.in_flight, timeout=10, every=0.01)
+        in_flight = run.load.in_flight()
+        proxy.cut()
+        run.note(f"cut with requests in flight: {in_flight}")
+        run.checks.add("Redis cut hit requests in flight", "≥ 1", str(in_flight), in_flight > 0)
+        time.sleep(REDIS_OUTAGE_SECONDS)
+        run.note(f"at the end of the outage: {run.postgres.outbox()}")
+        proxy.restore()
+        window.close()
+        drained = wait_drained(run, timeout=60)
+        run.note(f"backlog drained {drained:.1f} s after Redis came back")
+
+
+def postgres_sessions_terminated(run: Run) -> None:
+    with run.step("5c. PostgreSQL: pg_terminate_backend on every die-hard session") as window:
+        run.windows["postgres cut"] = window
+        kills = terminate_postgres_sessions(
+            run.postgres, APPLICATION_NAME, rounds=3, in_flight_requests=run.load.in_flight
+        )
+        run.session_kills.extend(kills)
+        for kill in kills:
+            states = Counter(state or "?" for _pid, state, _query in kill.sessions)
+            run.note(f"terminated {len(kill.sessions)} sessions ({dict(states)}), "
+                     f"requests in flight {kill.in_flight_requests}")
+        busy = sum(kill.busy for kill in kills)
+        run.checks.add("PostgreSQL cut hit busy sessions", "≥ 1", str(busy), busy > 0)
+        time.sleep(3)  # let requests started during the cut finish inside the window
+
+
+def beat_twice(run: Run) -> None:
+    with run.step("6. beat started twice by mistake, then removed"):
+        extra = run.cluster.run_extra_pod("beat")
+        wait_for("the second beat ready",
+                 lambda: any(p.name == extra and p.ready for p in run.cluster.pods("beat")),
+                 timeout=90, every=0.5)
+        run.note(f"beat pods: {', '.join(p.name for p in run.cluster.pods('beat'))}")
+        time.sleep(10)
+        run.cluster.delete_pod(extra)
+        run.note(f"beat pods after removal: {', '.join(p.name for p in run.cluster.pods('beat'))}")
+
+
+# -- the final accounting
+
+
+def in_window(outcome: Outcome, windows: list[Window]) -> bool:
+    return any(outcome.overlaps(w.start, w.closed_end) for w in windows)
+
+
+def account(run: Run) -> None:
+    with run.step("7. final accounting"):
+        run.load.stop()
+        drained = wait_drained(run, timeout=90)
+        run.note(f"outbox drained {drained:.1f} s after the load stopped")
+    checks = run.checks
+    outcomes = run.load.snapshot()
+    domain = run.load.email_domain
+    created = {o.email for o in outcomes if o.status == 201}
+    users = run.postgres.user_emails(domain)
+    events = run.clickhouse.user_created(domain)
+    outbox = run.postgres.outbox()
+
+    checks.equal("users in PostgreSQL = 201 responses", len(created), len(users))
+    checks.equal("users without a 201 (answer lost)", 0, len(users - created))
+    checks.equal("201 responses without a user", 0, len(created - users))
+    checks.equal("distinct user_created events in ClickHouse = users", len(users),
+                 events.distinct_users)
+    checks.equal("ClickHouse event emails = users' emails", True, events.emails == users)
+    checks.equal("plain count() = distinct events (no duplicates, no FINAL)",
+                 events.distinct_events, events.rows)
+    checks.equal("plain count() = users", len(users), events.rows)
+    checks.equal("outbox empty (pending rows)", 0, outbox.pending)
+    checks.equal("outbox empty (owed batches)", 0, outbox.batches)
+    checks.equal("nothing dead-lettered", 0, outbox.dead_lettered)
+
+    pg_window = [run.windows["postgres cut"]]
+    failed = failures(outcomes)
+    outside = [o for o in failed if not in_window(o, pg_window)]
+    undocumented_busy = [o for o in outside if not (o.status == 503 and DOCUMENTED_BUSY in o.body)]
+    checks.add("no failed request outside the PostgreSQL cut", "none",
+               summarize(outside) if outside else "none", not outside)
+    inside = [o for o in failed if in_window(o, pg_window)]
+    undocumented = [o for o in inside if o.status != 503]
+    checks.add("during the PostgreSQL cut: documented 503s only", "503s only",
+               summarize(inside) if inside else "none", not undocumented)
+    del undocumented_busy
+    for name in ("web rollout: upgrade", "web rollout: restart"):
+        during = run.load.window(run.windows[name].start, run.windows[name].closed_end)
+        bad = failures(during)
+        checks.add(f"{name}: no failed request (no 5xx, reset, refused)", "none",
+                   f"{summarize(during)}", not bad and len(during) > 0)
+
+    checks.add("worker kills hit leased batches", "3 kills, each with ≥ 1 leased batch",
+               f"{len(run.worker_kills)} kills, leased "
+               f"{[len(k.leased) for k in run.worker_kills]}",
+               len(run.worker_kills) == 3 and all(k.leased for k in run.worker_kills))
+    probe_checks(run)
+
+    print("\n== final accounting\n" + checks.table())
+    print("\n== durations")
+    for name, seconds in run.durations.items():
+        print(f"{seconds:8.1f} s  {name}")
+
+
+def probe_checks(run: Run) -> None:
+    events = list(run.cluster.probe_events)
+    checks = run.checks
+    by: Counter[tuple[str, str, bool]] = Counter(
+        (pod_component(e.pod), e.kind, e.passed) for e in events
+    )
+    print("\n== probe outcomes (component, probe, passed: count)")
+    for key, count in sorted(by.items()):
+        print(f"    {key}: {count}")
+    liveness_failures = [e for e in events if e.kind == "liveness" and not e.passed]
+    checks.add("no liveness probe failed (no dependency outage restarts a pod)", "0",
+               str(len(liveness_failures)), not liveness_failures)
+
+    def during(name: str, component: str, kind: str) -> list:
+        window = run.windows[name]
+        return [e for e in events if pod_component(e.pod) == component and e.kind == kind
+                and window.start <= e.time <= window.closed_end]
+
+    for outage in ("clickhouse outage", "redis outage"):
+        web_ready = during(outage, "web", "readiness")
+        checks.add(f"{outage}: web readiness passes (documented: ok)", "all passed",
+                   f"{sum(e.passed for e in web_ready)}/{len(web_ready)}",
+                   bool(web_ready) and all(e.passed for e in web_ready))
+        worker_ready = during(outage, "worker", "readiness")
+        checks.add(f"{outage}: worker readiness fails (documented: fails)", "≥ 1 failure",
+                   f"{sum(not e.passed for e in worker_ready)} of {len(worker_ready)}",
+                   any(not e.passed for e in worker_ready))
+        beat_live = during(outage, "beat", "liveness")
+        checks.add(f"{outage}: beat liveness passes (documented: ok)", "all passed",
+                   f"{sum(e.passed for e in beat_live)}/{len(beat_live)}",
+                   all(e.passed for e in beat_live))
+    final_worker = [e for e in events if pod_component(e.pod) == "worker"
+                    and e.kind == "readiness"][-3:]
+    checks.add("worker ready again at the end", "passed", str([e.passed for e in final_worker]),
+               bool(final_worker) and final_worker[-1].passed)
+
+
+def pod_component(pod: str) -> str:
+    for component in ("worker", "beat", "web", "migrate", "test"):
+        if f"-{component}-" in f"-{pod}-" or pod.endswith(f"-{component}") or f"-{component}" in pod:
+            return component
+    return pod
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--image", default="localhost/die-hard:0.1.0")
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    from tests.e2e.cluster import BackingServices, Cluster  # the runner
+
+    started = time.monotonic()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="die-hard-e2e-"))
+    with BackingServices(workdir / "services") as services:
+        cluster = Cluster(workdir / "cluster", args.image, services)
+        load = RegistrationLoad(lambda: cluster.service_address("http"), threads=3, pause=0.2)
+        run = Run(cluster, services, load, Postgres(services.postgres.url_for_host),
+                  ClickHouse(services.clickhouse.url_for_host))
+        try:
+            install(run, VALUES)
+            with run.step("2. steady registration load starts"):
+                load.start()
+                time.sleep(5)
+            upgrade(run, args.image)
+            scale_and_restart(run)
+            backlog_and_worker_kills(run)
+            clickhouse_outage(run)
+            redis_outage(run)
+            postgres_sessions_terminated(run)
+            beat_twice(run)
+            account(run)
+        except Exception as error:  # a step that could not finish is a failed check too
+            run.checks.add(f"step finished: {list(run.windows)[-1] if run.windows else '?'}",
+                           "finished", f"{type(error).__name__}: {error}", False)
+            load.stop()
+            print("\n== final accounting (interrupted)\n" + run.checks.table())
+        finally:
+            cluster.close()
+    print(f"\ntotal {time.monotonic() - started:.1f} s")
+    failed = run.checks.failed()
+    for check in failed:
+        print(f"FAILED: {check.name}: expected {check.expected}, got {check.actual}",
+              file=sys.stderr)
+    return 1 if failed else 0
