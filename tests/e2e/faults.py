@@ -89,7 +89,7 @@ def kill_workers_while_leased(
             lambda: [pod for pod in cluster.pods("worker") if pod.ready],
             timeout=timeout,
         )
-        victim = random.choice(pods)  # noqa: S311 (a test's choice)
+        victim = random.choice(pods)
         graceful = index % 2 == 1
         requests = in_flight_requests()
         cluster.delete_pod(victim.name, grace=graceful)
@@ -127,8 +127,12 @@ def terminate_postgres_sessions(
             sessions = postgres.sessions(application_name)
             return any(state not in ("idle", "") for _pid, state, _query in sessions)
 
-        wait_for(f"a busy die-hard session with requests open (round {index + 1})", busy,
-                 timeout=timeout, every=0.02)
+        wait_for(
+            f"a busy die-hard session with requests open (round {index + 1})",
+            busy,
+            timeout=timeout,
+            every=0.02,
+        )
         requests = in_flight_requests()
         sessions = postgres.terminate(application_name)
         kills.append(SessionKill(tuple(sessions), requests))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from tests.support.http import SECURE
 
-PASSWORD = "Slow-Enough-Hash-8841"  # noqa: S105 (a test password)
+PASSWORD = "Slow-Enough-Hash-8841"
 
 
 @dataclass(frozen=True)
@@ -129,8 +129,7 @@ class RegistrationLoad:
         emails = [self.next_email() for _ in range(count)]
         chunks = [emails[index::threads] for index in range(threads)]
         workers = [
-            threading.Thread(target=self._send_all, args=(chunk,), daemon=True)
-            for chunk in chunks
+            threading.Thread(target=self._send_all, args=(chunk,), daemon=True) for chunk in chunks
         ]
         before = len(self.outcomes)
         for worker in workers:
@@ -174,14 +173,16 @@ class RegistrationLoad:
 
 
 def summarize(outcomes: Iterable[Outcome]) -> str:
-    """`sent 120: 2xx 118, 4xx 0, 5xx 1, refused 0, reset 1, timeout 0, other 0 (201×118 503×1)`."""
+    """`sent 120: 2xx 118, 4xx 0, 5xx 1, refused 0, reset 1, timeout 0, other 0 (201x118 503x1)`."""
     kinds = Counter(outcome.kind for outcome in outcomes)
     classes: Counter[str] = Counter()
     for kind, count in kinds.items():
         classes[kind[0] + "xx" if kind.isdigit() else kind] += count
     order = ["2xx", "4xx", "5xx", "refused", "reset", "timeout", "other"]
     counted = ", ".join(f"{name} {classes[name]}" for name in order)
-    statuses = " ".join(f"{kind}×{count}" for kind, count in sorted(kinds.items()) if kind.isdigit())
+    statuses = " ".join(
+        f"{kind}x{count}" for kind, count in sorted(kinds.items()) if kind.isdigit()
+    )
     return f"sent {sum(kinds.values())}: {counted} ({statuses or 'no answer'})"
 
 
