@@ -20,31 +20,31 @@ class NothingInFlight(AssertionError):
 def wait_for(what: str, predicate: Callable[[], object], *, timeout: float, every: float = 0.1):
     """The first truthy value of `predicate()`, polled; NothingInFlight naming `what` after
     `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+    deadline = time.time() + timeout
     while True:
         value = predicate()
         if value:
             return value
-        if time.monotonic() > deadline:
+        if time.time() > deadline:
             raise NothingInFlight(f"{what}: not seen within {timeout:.0f}s")
         time.sleep(every)
 
 
 @dataclass
 class Window:
-    """A period of the lifecycle (a rollout, an outage), in time.monotonic() seconds."""
+    """A period of the lifecycle (a rollout, an outage), in time.time() seconds."""
 
     name: str
-    start: float = field(default_factory=time.monotonic)
+    start: float = field(default_factory=time.time)
     end: float | None = None
 
     def close(self) -> Window:
-        self.end = time.monotonic()
+        self.end = time.time()
         return self
 
     @property
     def closed_end(self) -> float:
-        return self.end if self.end is not None else time.monotonic()
+        return self.end if self.end is not None else time.time()
 
     @property
     def seconds(self) -> float:
