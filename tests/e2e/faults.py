@@ -84,9 +84,13 @@ def kill_workers_while_leased(
             every=0.05,
         )
         seen.update((batch.id, batch.leased_until) for batch in leased)
+        # Running, not terminating; not necessarily ready: with ClickHouse stalled the workers
+        # are unready, as documented (docs/runtime.md), and relay all the same.
         pods = wait_for(
             "a running worker pod",
-            lambda: [pod for pod in cluster.pods("worker") if pod.ready],
+            lambda: [
+                p for p in cluster.pods("worker") if p.phase == "Running" and not p.terminating
+            ],
             timeout=timeout,
         )
         victim = random.choice(pods)

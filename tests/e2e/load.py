@@ -131,12 +131,12 @@ class RegistrationLoad:
         workers = [
             threading.Thread(target=self._send_all, args=(chunk,), daemon=True) for chunk in chunks
         ]
-        before = len(self.outcomes)
         for worker in workers:
             worker.start()
         for worker in workers:
             worker.join()
-        return self.outcomes[before:]
+        sent = set(emails)
+        return [outcome for outcome in self.snapshot() if outcome.email in sent]
 
     def in_flight(self) -> int:
         with self._lock:
