@@ -101,7 +101,7 @@ E2E_BASES ?= $(shell curl -s -o /dev/null --max-time 5 https://registry-1.docker
 .PHONY: e2e
 e2e: install services ## One release lifecycle as containers under load: install, upgrade, scale, restarts, outages; prints the accounting (~10 min)
 	$(MAKE) image BASES=$(E2E_BASES)
-	python -m tests.e2e --image $(IMAGE):$(VERSION)
+	python -m tests.e2e --image localhost/$(IMAGE):$(VERSION)
 
 .PHONY: base-images
 base-images: ## (Re)build the stand-in base images from Debian and PyPI packages (for BASES=local)
