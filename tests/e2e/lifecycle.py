@@ -81,23 +81,28 @@ class Run:
     worker_kills: list[WorkerKill] = field(default_factory=list)
     session_kills: list[SessionKill] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    current: str = ""  # the step running
 
     def relayed(self) -> int:
         return self.clickhouse.user_created(self.load.email_domain).rows
 
     def counts(self, since: float) -> str:
-        step = [o for o in self.load.snapshot() if o.started >= since]
+        step = [o for o in self.load.snapshot() if o.finished >= since]
+        failed = Counter(f"{o.kind} {o.error or o.body}"[:160] for o in failures(step))
+        details = "".join(f"\n      {count} x {text}" for text, count in failed.most_common(3))
         return (
             f"    requests this step: {summarize(step)}\n"
             f"    requests so far:    {summarize(self.load.snapshot())}\n"
             f"    in flight now {self.load.in_flight()}; events relayed so far "
             f"{self.relayed()}; {self.postgres.outbox()}"
+            + (f"\n    failed this step:{details}" if details else "")
         )
 
     @contextmanager
     def step(self, name: str) -> Iterator[Window]:
         say(f"\n== {name}")
         window = Window(name)
+        self.current = name
         self.windows[name] = window
         try:
             yield window
@@ -187,7 +192,7 @@ def backlog_and_worker_kills(run: Run) -> None:
         proxy.restore()
         proxy.stall()
         kills = kill_workers_while_leased(
-            run.cluster, run.postgres, kills=3, in_flight_requests=run.load.in_flight, timeout=60
+            run.cluster, run.postgres, kills=3, in_flight_requests=run.load.in_flight, timeout=150
         )
         run.worker_kills.extend(kills)
         for kill in kills:
@@ -477,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
             account(run)
         except Exception as error:  # a step that could not finish is a failed check too
             run.checks.add(
-                f"step finished: {list(run.windows)[-1] if run.windows else '?'}",
+                f"step finished: {run.current or '?'}",
                 "finished",
                 f"{type(error).__name__}: {error}",
                 False,
