@@ -67,9 +67,14 @@ def kill_workers_while_leased(
     in_flight_requests: Callable[[], int],
     timeout: float = 30.0,
 ) -> list[WorkerKill]:
-    """`kills` times: wait until a relay holds a batch, then delete a random worker pod,
-    alternately gracefully (SIGTERM: the relay stops between batches) and not (the batch stays
-    owed until its lease ends and is taken over whole)."""
+    """`kills` times: wait until a relay holds a batch, then delete a random worker pod among
+    those running now, alternately without grace (the batch stays owed until its lease ends and
+    is taken over whole) and gracefully (SIGTERM: the relay stops between batches).
+
+    Only the pods running at the start are candidates: while ClickHouse does not answer, a
+    replacement stays in its wait-for-migrations init container (`clickhouse_migrate --check`,
+    charts/die-hard/README.md), so it never holds a batch; so run more workers than kills."""
+    candidates = {p.name for p in cluster.pods("worker") if p.phase == "Running"}
     done: list[WorkerKill] = []
     seen: set[tuple[str, str]] = set()  # (batch, lease) pairs a kill already hit
 
@@ -84,15 +89,15 @@ def kill_workers_while_leased(
             every=0.05,
         )
         seen.update((batch.id, batch.leased_until) for batch in leased)
-        # Running, not terminating; not necessarily ready: with ClickHouse stalled the workers
-        # are unready, as documented (docs/runtime.md), and relay all the same.
-        pods = wait_for(
-            "a running worker pod",
-            lambda: [
-                p for p in cluster.pods("worker") if p.phase == "Running" and not p.terminating
-            ],
-            timeout=timeout,
-        )
+        # Not necessarily ready: with ClickHouse stalled the workers are unready, as documented
+        # (docs/runtime.md), and relay all the same.
+        pods = [
+            p
+            for p in cluster.pods("worker")
+            if p.name in candidates and p.phase == "Running" and not p.terminating
+        ]
+        if not pods:
+            raise NothingInFlight(f"no worker pod left to kill for kill {index + 1}")
         victim = random.choice(pods)
         graceful = index % 2 == 1
         requests = in_flight_requests()

@@ -181,7 +181,7 @@ def scale_and_restart(run: Run) -> None:
 def backlog_and_worker_kills(run: Run) -> None:
     proxy = run.services.clickhouse.proxy
     with run.step(f"4d. large backlog ({BACKLOG_BURST} burst), worker pods deleted mid-batch"):
-        run.cluster.scale("worker", 2)
+        run.cluster.scale("worker", 3)  # one live relay left for the last of three kills
         proxy.cut()  # hold ClickHouse off while the backlog builds
         burst_window = Window("burst")
         burst = run.load.burst(BACKLOG_BURST, threads=2)
