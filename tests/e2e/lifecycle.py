@@ -299,6 +299,12 @@ def beat_twice(run: Run) -> None:
         run.note(f"beat pods: {', '.join(p.name for p in run.cluster.pods('beat'))}")
         time.sleep(10)
         run.cluster.delete_pod(extra)
+        wait_for(
+            "the second beat gone",
+            lambda: all(p.name != extra for p in run.cluster.pods("beat")),
+            timeout=60,
+            every=0.5,
+        )
         run.note(f"beat pods after removal: {', '.join(p.name for p in run.cluster.pods('beat'))}")
 
 
