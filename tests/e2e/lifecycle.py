@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import yaml
 
+from app.config.env import PROJECT_ROOT
 from tests.e2e.accounting import Checks, ClickHouse, Postgres
 from tests.e2e.faults import (
     SessionKill,
@@ -470,13 +472,20 @@ def probe_checks(run: Run) -> None:
     )
 
 
+def default_image() -> str:
+    """localhost/die-hard:<the project's version>, as `make image` tags it."""
+    with (PROJECT_ROOT / "pyproject.toml").open("rb") as pyproject:
+        return f"localhost/die-hard:{tomllib.load(pyproject)['project']['version']}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--image", default="localhost/die-hard:0.1.0")
+    parser.add_argument("--image", default=default_image(), help="default: %(default)s")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    from tests.e2e.cluster import BackingServices, Cluster  # the runner
+    from tests.e2e.backing import BackingServices  # the runner
+    from tests.e2e.cluster import Cluster
 
     started = time.time()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="die-hard-e2e-"))
