@@ -20,6 +20,7 @@ in tests/e2e/lifecycle-values.yaml and explained in docs/deployment.md.
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -143,8 +144,13 @@ def install(run: Run, values: Path) -> None:
         run.note("helm test: passed")
 
 
+def upgrade_image(image: str) -> str:
+    """The same image under a new version's name: what an upgrade changes."""
+    return image.rsplit(":", 1)[0] + ":0.1.1-e2e"
+
+
 def upgrade(run: Run, image: str) -> None:
-    new_image = image.rsplit(":", 1)[0] + ":0.1.1-e2e"
+    new_image = upgrade_image(image)
     subprocess.run(["podman", "tag", image, new_image], check=True)
     with run.step(f"3. upgrade to {new_image} with LOG_LEVEL=WARNING, under load"):
         rolled = run.cluster.upgrade(values=[VALUES], set_values=UPGRADE_CONFIG, image=new_image)
@@ -523,6 +529,11 @@ def main(argv: list[str] | None = None) -> int:
             say("\n== final accounting (interrupted)\n" + run.checks.table())
         finally:
             cluster.close()
+            # Only the upgrade's name: `podman untag IMAGE` alone would drop every name of it.
+            new_image = upgrade_image(args.image)
+            subprocess.run(["podman", "untag", new_image, new_image], check=False)
+    if args.workdir is None:
+        shutil.rmtree(workdir, ignore_errors=True)
     say(f"\ntotal {time.time() - started:.1f} s")
     failed = run.checks.failed()
     for check in failed:
