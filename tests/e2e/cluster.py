@@ -551,6 +551,14 @@ class Cluster:
         state = pod.container_state(container)
         return podman("exec", state.podman_name, *argv, timeout=timeout, check=False)
 
+    def kill_container(
+        self, pod_name: str, container: str | None = None, signal: str = "KILL"
+    ) -> None:
+        """The container's main process gets `signal` from outside (a crash, the OOM killer):
+        not a deletion; restartPolicy decides what follows."""
+        state = self._pod(pod_name).container_state(container)
+        podman("kill", "--signal", signal, state.podman_name)
+
     def logs(self, pod_name: str, container: str | None = None, lines: int = 200) -> str:
         pod = self._pod(pod_name)
         return pod.log_tail(pod.container_state(container), lines)
