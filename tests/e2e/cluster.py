@@ -393,9 +393,13 @@ class Cluster:
         services: BackingServices,
         release: str = "die-hard",
         network: str = "podman",
+        post_render: Callable[[list[dict]], None] | None = None,
     ):
         self.workdir, self.image, self.services, self.release = workdir, image, services, release
         self.network = network
+        # Edits the rendered documents in place before they are applied, as `helm
+        # --post-renderer` would (the deliberate breaks of test_breaks.py use it).
+        self.post_render = post_render
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.id = uuid.uuid4().hex[:8]
         self.probe_events: list[ProbeEvent] = []
@@ -443,7 +447,10 @@ class Cluster:
                                 timeout=120, check=False)  # fmt: skip
         if result.returncode:
             raise RolloutFailed(f"helm template failed: {result.stderr.strip()}")
-        return [document for document in yaml.safe_load_all(result.stdout) if document]
+        documents = [document for document in yaml.safe_load_all(result.stdout) if document]
+        if self.post_render:
+            self.post_render(documents)
+        return documents
 
     # --- the API ---------------------------------------------------------------------------
 
