@@ -24,45 +24,50 @@ UPGRADE_IMAGE_TAG = "e2e-upgrade"
 
 
 @contextmanager
-def sampled(sample: Callable[[], object], interval: float = 0.1) -> Iterator[list]:
-    """Calls `sample` every `interval` seconds while the block runs; the results."""
-    samples: list = []
+def repeated(step: Callable[[], None]) -> Iterator[None]:
+    """Calls `step` again and again, in a thread, while the block runs."""
     done = threading.Event()
 
     def run() -> None:
-        while not done.wait(interval):
-            samples.append(sample())
+        while not done.is_set():
+            step()
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
-        yield samples
+        yield
     finally:
         done.set()
         thread.join()
 
 
 @contextmanager
+def sampled(sample: Callable[[], object], interval: float = 0.1) -> Iterator[list]:
+    """`sample()` every `interval` seconds while the block runs: the results."""
+    samples: list = []
+
+    def step() -> None:
+        samples.append(sample())
+        time.sleep(interval)
+
+    with repeated(step):
+        yield samples
+
+
+@contextmanager
 def registrations(address: tuple[str, int]) -> Iterator[dict[str, list]]:
     """Registrations sent one after another while the block runs: statuses and errors."""
     outcome: dict[str, list] = {"statuses": [], "errors": []}
-    done = threading.Event()
 
-    def run() -> None:
-        while not done.is_set():
-            try:
-                status, _ = register(address, f"ops-{time.time_ns()}@example.com")
-                outcome["statuses"].append(status)
-            except OSError as error:
-                outcome["errors"].append(repr(error))
+    def step() -> None:
+        try:
+            status, _ = register(address, f"ops-{time.time_ns()}@example.com")
+            outcome["statuses"].append(status)
+        except OSError as error:
+            outcome["errors"].append(repr(error))
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
+    with repeated(step):
         yield outcome
-    finally:
-        done.set()
-        thread.join()
 
 
 @pytest.fixture
