@@ -43,8 +43,8 @@ Reproduced (see kubelet.py for a pod's details):
   pass (hook-delete-policy hook-succeeded), kept (logs saved) when they fail.
 
 Not reproduced (each raises NotEmulated when rendered, unless listed as ignored in kubelet.py):
-other volume kinds, hostPort, Service links, ServiceAccount tokens, resource requests and
-limits (ignored: no scheduler, no cgroup limits), scheduling constraints (ignored: one node),
+other volume kinds, hostPort, Service links, ServiceAccount tokens, memory requests (ignored:
+no scheduler), scheduling constraints (ignored: one node),
 HPAs, PodDisruptionBudgets, NetworkPolicies and Ingresses (not applied: nothing here enforces
 them), minReadySeconds/progressDeadlineSeconds, Services of a type other than ClusterIP seen
 from outside (the balancer serves them all the same way).
@@ -620,8 +620,10 @@ class Cluster:
         for address in self._cluster_ips:
             subprocess.run(["ip", "address", "del", f"{address}/32", "dev",
                             self.services.bridge], check=False, capture_output=True)  # fmt: skip
-        podman("pod", "rm", "--force", "--time", "0", "--filter", f"label={LABEL}={self.id}",
-               check=False)  # fmt: skip
+        leftovers = podman("pod", "ls", "--filter", f"label={LABEL}={self.id}",
+                           "--format", "{{.Name}}", check=False).stdout.split()  # fmt: skip
+        if leftovers:  # pods whose creation was cut short
+            podman("pod", "rm", "--force", "--time", "0", *leftovers, check=False)
 
     def __enter__(self) -> "Cluster":
         return self
@@ -801,6 +803,7 @@ class Cluster:
                 ]
                 pods += [pod for job in jobs if not job.succeeded for pod in job.pods[-2:]]
             lines = [f"{what} failed: {'; '.join(problems)}"]
+            lines += [f"backing service: {problem}" for problem in self.services.health()]
             for d in deployments:
                 current = d.current
                 assert current is not None

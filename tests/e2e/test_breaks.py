@@ -106,6 +106,8 @@ def test_a_failing_liveness_probe_restarts_the_container_and_is_named(make_clust
             "exec": {"command": ["sh", "-c", f"test ! -e {DOOM}"]},
             "periodSeconds": 1,
             "failureThreshold": 2,
+            # `podman exec` alone may take over a second on a busy machine.
+            "timeoutSeconds": 10,
         }
 
     cluster = make_cluster(post_render=failing_liveness)
