@@ -105,6 +105,22 @@ class BackingServices:
         with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - our own front
             return response.read().decode().strip()
 
+    def health(self) -> list[str]:
+        """What is wrong with the services themselves, seen from the host (direct, not through
+        the proxies): for failure messages, so a broken service is not blamed on the pods."""
+        problems = []
+        checks = {
+            "PostgreSQL": lambda: self.postgres_connect().close(),
+            "Redis": lambda: redis.Redis.from_url(self.redis.url_for_host).ping(),
+            "ClickHouse": lambda: self.clickhouse_query("SELECT 1"),
+        }
+        for name, check in checks.items():
+            try:
+                check()
+            except Exception as error:  # any failure is the answer
+                problems.append(f"{name}, direct from the host, fails: {error!r}")
+        return problems
+
     def postgres_connect(self) -> psycopg.Connection:
         """A connection to the release's database, straight (not through the proxy)."""
         return psycopg.connect(self.postgres.url_for_host, autocommit=True)

@@ -43,8 +43,8 @@ Reproduced (see kubelet.py for a pod's details):
   pass (hook-delete-policy hook-succeeded), kept (logs saved) when they fail.
 
 Not reproduced (each raises NotEmulated when rendered, unless listed as ignored in kubelet.py):
-other volume kinds, hostPort, Service links, ServiceAccount tokens, resource requests and
-limits (ignored: no scheduler, no cgroup limits), scheduling constraints (ignored: one node),
+other volume kinds, hostPort, Service links, ServiceAccount tokens, memory requests (ignored:
+no scheduler), scheduling constraints (ignored: one node),
 HPAs, PodDisruptionBudgets, NetworkPolicies and Ingresses (not applied: nothing here enforces
 them), minReadySeconds/progressDeadlineSeconds, Services of a type other than ClusterIP seen
 from outside (the balancer serves them all the same way).
@@ -393,9 +393,13 @@ class Cluster:
         services: BackingServices,
         release: str = "die-hard",
         network: str = "podman",
+        post_render: Callable[[list[dict]], None] | None = None,
     ):
         self.workdir, self.image, self.services, self.release = workdir, image, services, release
         self.network = network
+        # Edits the rendered documents in place before they are applied, as `helm
+        # --post-renderer` would (the deliberate breaks of test_breaks.py use it).
+        self.post_render = post_render
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.id = uuid.uuid4().hex[:8]
         self.probe_events: list[ProbeEvent] = []
@@ -443,7 +447,10 @@ class Cluster:
                                 timeout=120, check=False)  # fmt: skip
         if result.returncode:
             raise RolloutFailed(f"helm template failed: {result.stderr.strip()}")
-        return [document for document in yaml.safe_load_all(result.stdout) if document]
+        documents = [document for document in yaml.safe_load_all(result.stdout) if document]
+        if self.post_render:
+            self.post_render(documents)
+        return documents
 
     # --- the API ---------------------------------------------------------------------------
 
@@ -551,6 +558,14 @@ class Cluster:
         state = pod.container_state(container)
         return podman("exec", state.podman_name, *argv, timeout=timeout, check=False)
 
+    def kill_container(
+        self, pod_name: str, container: str | None = None, signal: str = "KILL"
+    ) -> None:
+        """The container's main process gets `signal` from outside (a crash, the OOM killer):
+        not a deletion; restartPolicy decides what follows."""
+        state = self._pod(pod_name).container_state(container)
+        podman("kill", "--signal", signal, state.podman_name)
+
     def logs(self, pod_name: str, container: str | None = None, lines: int = 200) -> str:
         pod = self._pod(pod_name)
         return pod.log_tail(pod.container_state(container), lines)
@@ -605,8 +620,10 @@ class Cluster:
         for address in self._cluster_ips:
             subprocess.run(["ip", "address", "del", f"{address}/32", "dev",
                             self.services.bridge], check=False, capture_output=True)  # fmt: skip
-        podman("pod", "rm", "--force", "--time", "0", "--filter", f"label={LABEL}={self.id}",
-               check=False)  # fmt: skip
+        leftovers = podman("pod", "ls", "--filter", f"label={LABEL}={self.id}",
+                           "--format", "{{.Name}}", check=False).stdout.split()  # fmt: skip
+        if leftovers:  # pods whose creation was cut short
+            podman("pod", "rm", "--force", "--time", "0", *leftovers, check=False)
 
     def __enter__(self) -> "Cluster":
         return self
@@ -786,6 +803,7 @@ class Cluster:
                 ]
                 pods += [pod for job in jobs if not job.succeeded for pod in job.pods[-2:]]
             lines = [f"{what} failed: {'; '.join(problems)}"]
+            lines += [f"backing service: {problem}" for problem in self.services.health()]
             for d in deployments:
                 current = d.current
                 assert current is not None

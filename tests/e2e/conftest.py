@@ -37,13 +37,13 @@ def services(tmp_path_factory) -> Iterator[BackingServices]:
 
 @pytest.fixture
 def make_cluster(image, services, tmp_path) -> Iterator[Callable[..., Cluster]]:
-    """make_cluster(): a new Cluster (one release) on the session's services. Each test gets a
-    fresh PostgreSQL schema state only if it installs into a fresh database: the clusters of
-    one session share the services, so tests must not depend on empty tables."""
+    """make_cluster(name, **Cluster options): a new Cluster (one release) on the session's
+    services. The clusters of one session share the services (database, Redis db, ClickHouse),
+    so a test must not depend on empty tables."""
     made: list[Cluster] = []
 
-    def make(name: str = "cluster") -> Cluster:
-        cluster = Cluster(Path(tmp_path) / name, image, services)
+    def make(name: str = "cluster", **options) -> Cluster:
+        cluster = Cluster(Path(tmp_path) / name, image, services, **options)
         made.append(cluster)
         return cluster
 

@@ -9,7 +9,8 @@ it (see cluster.py's docstring for the whole list of what is and is not reproduc
 - A container: `podman create` from the rendered image, command/args, env (envFrom, env),
   securityContext (user, group, fsGroup as a supplementary group, runAsNonRoot checked against
   the image's user, readOnlyRootFilesystem without podman's extra tmpfs mounts, capabilities,
-  allowPrivilegeEscalation, seccomp), volume mounts; never pulled.
+  allowPrivilegeEscalation, seccomp), volume mounts, resources (cpu and memory limits as cgroup
+  limits, the cpu request as cpu shares); never pulled.
 - Init containers run in order to completion first; restartPolicy Always/OnFailure restarts a
   failed one with the kubelet's back-off.
 - Probes: one thread per probe on its own periodSeconds (initialDelaySeconds from the
@@ -66,11 +67,12 @@ POD_FIELDS_IGNORED = {
 CONTAINER_FIELDS = {
     "name", "image", "imagePullPolicy", "command", "args", "env", "envFrom", "ports",
     "startupProbe", "livenessProbe", "readinessProbe", "lifecycle", "securityContext",
-    "volumeMounts", "workingDir",
+    "volumeMounts", "workingDir", "resources",
 }  # fmt: skip
-# Resources: no requests (one machine, no scheduler) and no cgroup limits (runc on this
-# machine's hybrid cgroups): a container may use more than its limits here.
-CONTAINER_FIELDS_IGNORED = {"resources"}
+CONTAINER_FIELDS_IGNORED: set[str] = set()
+# resources: limits of cpu and memory become the container's cgroup limits, a cpu request its
+# cpu shares (as the kubelet sets them); a memory request only matters to a scheduler.
+RESOURCES = {"cpu", "memory"}
 POD_SECURITY_FIELDS = {"runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "seccompProfile",
                        "supplementalGroups"}  # fmt: skip
 CONTAINER_SECURITY_FIELDS = {
@@ -120,6 +122,33 @@ def quantity_bytes(quantity: str | int) -> int:
         if text.endswith(suffix):
             return int(float(text.removesuffix(suffix)) * factor)
     return int(text)
+
+
+def cpu_cores(quantity: str | int | float) -> float:
+    """A Kubernetes CPU quantity (`500m`, `2`, `0.5`) in cores."""
+    text = str(quantity)
+    return int(text.removesuffix("m")) / 1000 if text.endswith("m") else float(text)
+
+
+def resource_args(container: dict) -> list[str]:
+    """podman's cgroup settings for the container's `resources`."""
+    resources = container.get("resources", {})
+    args: list[str] = []
+    for kind in ("limits", "requests"):
+        unknown = set(resources.get(kind, {})) - RESOURCES
+        if unknown:
+            raise NotEmulated(f"container {container['name']}: {kind} of {sorted(unknown)}")
+    if set(resources) - {"limits", "requests"}:
+        raise NotEmulated(f"container {container['name']}: resources {sorted(resources)}")
+    limits, requests = resources.get("limits", {}), resources.get("requests", {})
+    if "memory" in limits:
+        args += ["--memory", str(quantity_bytes(limits["memory"]))]
+    if "cpu" in limits:
+        args += ["--cpus", f"{cpu_cores(limits['cpu']):g}"]
+    cpu_request = requests.get("cpu", limits.get("cpu"))
+    if cpu_request is not None:  # the kubelet's shares: 1024 per core requested, at least 2
+        args += ["--cpu-shares", str(max(2, int(cpu_cores(cpu_request) * 1024)))]
+    return args
 
 
 def check_fields(where: str, given: dict, handled: set[str], ignored: set[str]) -> None:
@@ -313,7 +342,8 @@ class RunningPod:
     def _create(self, state: ContainerState) -> None:
         container = state.spec
         args = ["create", "--name", state.podman_name, "--pod", self.name, "--pull", "never",
-                "--label", f"{LABEL}={self.cluster_id}", *self._security(container)]  # fmt: skip
+                "--label", f"{LABEL}={self.cluster_id}", *self._security(container),
+                *resource_args(container)]  # fmt: skip
         for mount in container.get("volumeMounts", []):
             options = ":ro" if mount.get("readOnly") else ""
             args += ["--volume", f"{self._volume_dir(mount['name'])}:{mount['mountPath']}{options}"]

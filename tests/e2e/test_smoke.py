@@ -38,7 +38,7 @@ def test_install_serves_and_relays_a_registration(make_cluster, services):
         assert len({pod.ip for pod in pods}) == replicas, "one network namespace (IP) per pod"
     (migrate,) = cluster.pods("migrate")
     assert migrate.phase == "Succeeded"
-    # Every pod runs as the chart says: uid 10001, read-only root, no capabilities.
+    # Every pod runs as the chart says: uid 10001, read-only root, no capabilities, limits.
     web = cluster.pods("web")[0].name
     assert cluster.exec(web, ["id", "-u"]).stdout.strip() == "10001"
     denied = cluster.exec(web, ["touch", "/app/x"])
@@ -46,15 +46,22 @@ def test_install_serves_and_relays_a_registration(make_cluster, services):
     assert cluster.exec(web, ["grep", "CapEff", "/proc/self/status"]).stdout.split()[-1] == (
         "0000000000000000"
     )
+    # Its resources.limits.memory (768Mi) as the cgroup's limit (v2 or v1 layout).
+    limit = (
+        "cat /sys/fs/cgroup/memory.max 2>/dev/null"
+        " || cat /sys/fs/cgroup/memory/memory.limit_in_bytes"
+    )
+    assert cluster.exec(web, ["sh", "-c", limit]).stdout.strip() == str(768 * 2**20)
     probes = {(event.kind, event.passed) for event in cluster.probe_events}
     assert {("startup", True), ("readiness", True)} <= probes
 
     cluster.helm_test()
 
-    status, user = register(cluster.service_address(), f"smoke-{time.time_ns()}@example.com")
+    email = f"smoke-{time.time_ns()}@example.com"
+    status, user = register(cluster.service_address(), email)
     assert status == 201, user
     relayed = f"SELECT count() FROM default.event_log FINAL WHERE event_type = 'user_created' " \
-              f"AND position(event_context, '{user['id']}') > 0"  # fmt: skip
+              f"AND JSONExtractString(event_context, 'email') = '{email}'"  # fmt: skip
     assert wait_until(lambda: services.clickhouse_query(relayed) == "1", timeout=60), (
         services.clickhouse_query("SELECT event_type, event_context FROM default.event_log LIMIT 5")
     )
