@@ -94,6 +94,15 @@ image: ## Build the image die-hard:<version> with Docker, else podman (installed
 image-check: install services ## Run the built image as the chart does (podman) against local PostgreSQL and Redis
 	scripts/image-check.sh $(IMAGE):$(VERSION)
 
+# make e2e builds FROM the registry's base images when Docker Hub answers, else from local ones.
+E2E_BASES ?= $(shell curl -s -o /dev/null --max-time 5 https://registry-1.docker.io/v2/ \
+	&& echo registry || echo local)
+
+.PHONY: e2e
+e2e: install services ## One release lifecycle as containers under load: install, upgrade, scale, restarts, outages; prints the accounting (~10 min)
+	$(MAKE) image BASES=$(E2E_BASES)
+	python -m tests.e2e --image localhost/$(IMAGE):$(VERSION)
+
 .PHONY: base-images
 base-images: ## (Re)build the stand-in base images from Debian and PyPI packages (for BASES=local)
 	docker/base/build.sh

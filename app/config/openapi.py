@@ -153,7 +153,9 @@ def openapi_document() -> dict[str, Any]:
                         "503": _problem_response(
                             HTTPStatus.SERVICE_UNAVAILABLE,
                             "This server is already hashing as many passwords as it may "
-                            "(REGISTRATION_CONCURRENT_HASHES); try again after Retry-After.",
+                            "(REGISTRATION_CONCURRENT_HASHES), or its database session was "
+                            "lost mid-request (nothing was written); try again after "
+                            "Retry-After.",
                             {"Retry-After": _RETRY_AFTER},
                         ),
                     },

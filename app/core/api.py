@@ -6,6 +6,10 @@ Every body is checked here, once, before any view logic: its size (a Content-Len
 chunked body, read up to API_MAX_BODY_BYTES), its nesting (at most MAX_JSON_DEPTH levels, checked
 before the parser recurses), and every string field for text PostgreSQL or UTF-8 cannot hold
 (NUL, unpaired surrogates): each problem is a 4xx naming it, never a 500.
+
+A PostgreSQL session lost in the middle of a request (terminated by an operator or a failover,
+a network cut, a statement timeout) is a 503 with `Retry-After`, not a 500: the transaction was
+rolled back, nothing was written, and the next request gets a new session.
 """
 
 import json
@@ -13,13 +17,19 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import structlog
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.views import View
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 # Objects and arrays nested deeper than this are refused before parsing (a registration needs 1).
 MAX_JSON_DEPTH = 32
+# Seconds a client waits before retrying after a 503 for a lost database session.
+DATABASE_RETRY_AFTER_SECONDS = 1
+
+logger = structlog.get_logger(__name__)
 
 
 class ApiError(Exception):
@@ -199,11 +209,24 @@ class JsonApiView(View):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         try:
             return super().dispatch(request, *args, **kwargs)
+        except (OperationalError, InterfaceError) as error:
+            # The session died under the request (its transaction rolled back): transient.
+            logger.warning("database_unavailable", path=request.path, error=str(error))
+            unavailable = ApiError(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                "The database is unavailable at the moment; try again after Retry-After.",
+                retry_after_seconds=DATABASE_RETRY_AFTER_SECONDS,
+            )
+            return self.problem(unavailable)
         except ApiError as error:
-            response = problem_response(error.status, error.detail, error.errors)
-            if error.retry_after_seconds is not None:
-                response["Retry-After"] = str(error.retry_after_seconds)
-            return response
+            return self.problem(error)
+
+    @staticmethod
+    def problem(error: ApiError) -> HttpResponse:
+        response = problem_response(error.status, error.detail, error.errors)
+        if error.retry_after_seconds is not None:
+            response["Retry-After"] = str(error.retry_after_seconds)
+        return response
 
     def http_method_not_allowed(
         self, request: HttpRequest, *args: Any, **kwargs: Any

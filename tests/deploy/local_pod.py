@@ -26,7 +26,6 @@ environment. Environment sources, volumes, ports and probes of a kind not handle
 $(VAR) references, raise NotEmulated instead of being skipped.
 """
 
-import base64
 import http.client
 import json
 import os
@@ -49,31 +48,25 @@ from urllib.parse import urlsplit
 from tests.support.processes import free_port
 
 from .conftest import PROJECT_ROOT
+from .pod_template import (
+    NotEmulated,
+    PodTemplate,
+    ProbeOutcome,
+    http_probe,
+    probe_spec,
+)
 from .test_docker import dockerfile_instructions
 
 # Any pod IP: what the kubelet puts in the `Host` header of an httpGet probe (with the port).
 POD_IP = "10.1.2.3"
 # `helm template` renders for the namespace `default`.
 NAMESPACE = "default"
-KUBE_PROBE_USER_AGENT = "kube-probe/1.33"
 # How often the harness probes: faster than any periodSeconds, so a test takes as long as the
 # process needs, not as long as the probe timings allow. Failures count in seconds, not tries.
 POLL_SECONDS = 0.25
 # How long an init container may take here: the chart's wait for migrations passes at its first
 # check (about a second) when they are applied, and loops for ever when they are not.
 INIT_TIMEOUT_SECONDS = 30
-# Kubernetes' defaults for fields a probe leaves out.
-PROBE_DEFAULTS = {
-    "initialDelaySeconds": 0,
-    "periodSeconds": 10,
-    "timeoutSeconds": 1,
-    "failureThreshold": 3,
-}
-
-
-class NotEmulated(NotImplementedError):
-    """The rendered object uses a feature this harness does not reproduce: extend it, do not
-    let a test pass on a different configuration than the one rendered."""
 
 
 @dataclass(frozen=True)
@@ -155,12 +148,6 @@ def port_is_free(port: int) -> bool:
 
 
 @dataclass
-class ProbeOutcome:
-    passed: bool
-    detail: str
-
-
-@dataclass
 class ContainerProcess:
     """A running container: its main process leads its own process group."""
 
@@ -196,7 +183,7 @@ class ContainerProcess:
 Adaptation = Callable[["LocalPod", dict, dict[str, str]], dict[str, str]]
 
 
-class LocalPod:
+class LocalPod(PodTemplate):
     """One pod of the rendered `documents` (a Deployment's or Job's template, or a Pod), its
     files under `directory`. `adapt` gives each container's local overrides of its env."""
 
@@ -208,12 +195,10 @@ class LocalPod:
         directory: Path,
         adapt: Adaptation | None = None,
     ):
-        self.workload, self.documents, self.image, self.adapt = workload, documents, image, adapt
+        super().__init__(workload, documents)
+        self.image, self.adapt = image, adapt
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
-        template = workload["spec"].get("template", workload)
-        self.labels: dict[str, str] = template["metadata"].get("labels", {})
-        self.spec: dict = template["spec"]
         # container name -> the variables `adapt` changed (for the test to hold them to a list).
         self.adapted: dict[str, dict[str, str]] = {}
         # containerPort -> the local port standing in for it: the same one when it is free.
@@ -231,16 +216,6 @@ class LocalPod:
             self._volume_dirs[volume["name"]] = self.directory / "volumes" / volume["name"]
             self._volume_dirs[volume["name"]].mkdir(parents=True)
 
-    @property
-    def name(self) -> str:
-        return self.workload["metadata"]["name"]
-
-    def container(self, name: str) -> dict:
-        for container in (*self.spec.get("initContainers", []), *self.spec["containers"]):
-            if container["name"] == name:
-                return container
-        raise KeyError(f"{self.name} has no container {name}")
-
     # --- filesystem, environment, command ------------------------------------------------
 
     def mounts(self, container: dict) -> dict[str, Path]:
@@ -257,15 +232,7 @@ class LocalPod:
     def rendered_env(self, container: dict) -> dict[str, str]:
         """The environment Kubernetes gives the container: the image's ENV, then envFrom in
         order, then env (later sources win), with paths mapped to the local directories."""
-        env = dict(self.image.env)
-        for source in container.get("envFrom", []):
-            prefix = source.get("prefix", "")
-            env.update({prefix + key: value for key, value in self._env_source(source).items()})
-        for variable in container.get("env", []):
-            env[variable["name"]] = self._env_value(variable)
-        for name, value in env.items():
-            if "$(" in value:
-                raise NotEmulated(f"{name}={value}: $(VAR) references are not expanded here")
+        env = {**self.image.env, **self.spec_env(container)}
         return {name: self.localize(container, value) for name, value in env.items()}
 
     def env(self, container: dict) -> dict[str, str]:
@@ -286,39 +253,6 @@ class LocalPod:
 
     def workdir(self, container: dict) -> str:
         return self.localize(container, container.get("workingDir", self.image.workdir))
-
-    def _find(self, kind: str, name: str) -> dict:
-        for document in self.documents:
-            if document["kind"] == kind and document["metadata"]["name"] == name:
-                return document
-        raise LookupError(f"{self.name} needs the {kind} {name}, which was not rendered")
-
-    def _data(self, kind: str, name: str) -> dict[str, str]:
-        document = self._find(kind, name)
-        if kind == "Secret":
-            data = {k: base64.b64decode(v).decode() for k, v in document.get("data", {}).items()}
-            return {**data, **(document.get("stringData") or {})}
-        return dict(document.get("data") or {})
-
-    def _env_source(self, source: dict) -> dict[str, str]:
-        for key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
-            if key in source:
-                try:
-                    return self._data(kind, source[key]["name"])
-                except LookupError:
-                    if source[key].get("optional"):
-                        return {}
-                    raise
-        raise NotEmulated(f"envFrom {source}")
-
-    def _env_value(self, variable: dict) -> str:
-        if "value" in variable:
-            return str(variable["value"])
-        source = variable.get("valueFrom", {})
-        for key, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
-            if key in source:
-                return self._data(kind, source[key]["name"])[source[key]["key"]]
-        raise NotEmulated(f"env {variable['name']}: {source} (no pod or node fields here)")
 
     # --- running ---------------------------------------------------------------------------
 
@@ -367,50 +301,22 @@ class LocalPod:
         finally:
             process.terminate(grace_seconds=self.grace_seconds)
 
-    @property
-    def grace_seconds(self) -> float:
-        return self.spec.get("terminationGracePeriodSeconds", 30)
-
     # --- probes ----------------------------------------------------------------------------
 
     def probe(self, name: str, kind: str) -> ProbeOutcome:
         """One probe of the container `name`, as the kubelet runs it."""
         container = self.container(name)
-        spec = {**PROBE_DEFAULTS, **container[kind]}
+        spec = probe_spec(container, kind)
         if "httpGet" in spec:
             return self._http_probe(container, spec["httpGet"], timeout=spec["timeoutSeconds"])
         if "exec" in spec:
             return self._exec_probe(container, spec["exec"], timeout=spec["timeoutSeconds"])
         raise NotEmulated(f"{name} {kind}: {container[kind]}")
 
-    def container_port(self, container: dict, port: int | str) -> int:
-        if isinstance(port, int):
-            return port
-        for declared in container.get("ports", []):
-            if declared.get("name") == port:
-                return declared["containerPort"]
-        raise LookupError(f"{container['name']} declares no port named {port}")
-
     def _http_probe(self, container: dict, get: dict, *, timeout: float) -> ProbeOutcome:
-        if get.get("scheme", "HTTP") != "HTTP" or get.get("host"):
-            raise NotEmulated(f"httpGet {get}: only plain HTTP to the pod IP")
         port = self.container_port(container, get["port"])
-        path = get.get("path", "/")
-        headers = {"Host": f"{POD_IP}:{port}", "User-Agent": KUBE_PROBE_USER_AGENT, "Accept": "*/*"}
-        headers.update({header["name"]: header["value"] for header in get.get("httpHeaders", [])})
-        connection = http.client.HTTPConnection("127.0.0.1", self.ports[port], timeout=timeout)
-        try:
-            connection.request("GET", path, headers=headers)
-            response = connection.getresponse()
-            body = response.read(500).decode(errors="replace").strip()
-        except OSError as error:
-            return ProbeOutcome(False, f"GET {path}: {error!r}")
-        finally:
-            connection.close()
-        # The kubelet counts 2xx and 3xx as success, following a redirect to the same host. Here
-        # a redirect can only be the HTTPS one (SECURE_SSL_REDIRECT), which the kubelet would
-        # follow to a TLS handshake on a plain-HTTP port: a failure. So only 2xx passes.
-        return ProbeOutcome(200 <= response.status < 300, f"GET {path}: {response.status} {body}")
+        local = ("127.0.0.1", self.ports[port])
+        return http_probe(get, pod_ip=POD_IP, port=port, connect=local, timeout=timeout)
 
     def _exec_probe(self, container: dict, exec_: dict, *, timeout: float) -> ProbeOutcome:
         command = [self.localize(container, part) for part in exec_["command"]]
@@ -444,9 +350,7 @@ class LocalPod:
         phases = [["startupProbe"], ["livenessProbe", "readinessProbe"]]
         for phase in phases:
             phase_started = time.monotonic()
-            waiting = {
-                kind: {**PROBE_DEFAULTS, **container[kind]} for kind in phase if kind in container
-            }
+            waiting = {kind: probe_spec(container, kind) for kind in phase if kind in container}
             last: dict[str, ProbeOutcome] = {}
             while waiting:
                 elapsed = time.monotonic() - phase_started

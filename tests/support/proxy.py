@@ -9,7 +9,7 @@ from contextlib import suppress
 
 
 class CuttableProxy:
-    """Forwards 127.0.0.1:<port> to `target`.
+    """Forwards 127.0.0.1:<port> (or `listen_host`:<port>) to `target`.
 
     - `cut()` closes every connection and refuses new ones (connection refused, as when a
       service is down); `restore()` listens again on the same port.
@@ -20,8 +20,15 @@ class CuttableProxy:
       connection instead of passing the reply on (a reply lost after the server acted).
     """
 
-    def __init__(self, target_host: str, target_port: int):
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        listen_host: str = "127.0.0.1",
+        listen_port: int = 0,
+    ):
         self.target = (target_host, target_port)
+        self.listen_host = listen_host
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._listener: socket.socket | None = None
@@ -29,7 +36,7 @@ class CuttableProxy:
         self._drops_left = 0
         self._drop_marker = b""
         self.replies_dropped = 0
-        self.port = 0
+        self.port = listen_port
         self.restore()
 
     def restore(self) -> None:
@@ -38,7 +45,7 @@ class CuttableProxy:
             return
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        listener.bind((self.listen_host, self.port))
         listener.listen(64)
         self.port = listener.getsockname()[1]
         self._listener = listener
@@ -73,8 +80,7 @@ class CuttableProxy:
             except OSError:
                 return  # cut
             try:
-                upstream = socket.create_connection(self.target, timeout=5)
-                upstream.settimeout(None)
+                upstream = self._connect_upstream()
             except OSError:
                 client.close()
                 continue
@@ -92,6 +98,12 @@ class CuttableProxy:
             threading.Thread(
                 target=self._pipe_replies, args=(upstream, client, dropping), daemon=True
             ).start()
+
+    def _connect_upstream(self) -> socket.socket:
+        """A connection to the target for a new client (a subclass may pick the target)."""
+        upstream = socket.create_connection(self.target, timeout=5)
+        upstream.settimeout(None)
+        return upstream
 
     def _wait_while_stalled(self) -> None:
         while self._stalled.is_set():

@@ -1,7 +1,9 @@
 import json
 import threading
+from contextlib import contextmanager
 from http import HTTPStatus
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -191,6 +193,39 @@ def test_concurrent_registrations_of_one_email_create_exactly_one_user():
 
     assert sorted(statuses) == [HTTPStatus.CREATED] + [HTTPStatus.CONFLICT] * (len(emails) - 1)
     assert list(User.objects.values_list("email", flat=True)) == ["race@example.com"]
+
+
+# --- 503: the database connection lost mid-request --------------------------------------------
+
+
+@contextmanager
+def connection_terminated_before(statement_start: str):
+    """pg_terminate_backend on this request's own PostgreSQL session just before it runs a
+    statement starting with `statement_start` (as an operator, a failover or a pooler would
+    end it): the statement then fails as it would in production."""
+
+    def terminate_first(execute, sql, params, many, context):
+        if sql.startswith(statement_start):
+            own = context["connection"].connection.info
+            with psycopg.connect(own.dsn, autocommit=True) as other:
+                other.execute("SELECT pg_terminate_backend(%s)", [own.backend_pid])
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(terminate_first):
+        yield
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_connection_lost_mid_request_is_503_with_retry_after(client):
+    with connection_terminated_before('INSERT INTO "users_user"'):
+        response = post_json(client, {"email": "cut@example.com", "password": STRONG_PASSWORD})
+
+    body = problem(response, HTTPStatus.SERVICE_UNAVAILABLE)
+    assert response["Retry-After"] == "1"
+    assert "database" in body["detail"].lower()
+    assert not User.objects.filter(email="cut@example.com").exists()
+    # The next request gets a new session and goes through.
+    assert post_json(client, {"email": "cut@example.com"}).status_code == HTTPStatus.CREATED
 
 
 # --- 413, 415, 405 ---------------------------------------------------------------------------
