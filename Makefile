@@ -99,8 +99,9 @@ E2E_BASES ?= $(shell curl -s -o /dev/null --max-time 5 https://registry-1.docker
 	&& echo registry || echo local)
 
 .PHONY: e2e
-e2e: install services ## One release lifecycle as containers under load: install, upgrade, scale, restarts, outages; prints the accounting (~10 min)
+e2e: install services ## The chart as real containers (root, podman): the runner's checks and deliberate breaks, then one release lifecycle under load with its accounting (~12 min)
 	$(MAKE) image BASES=$(E2E_BASES)
+	E2E_IMAGE=localhost/$(IMAGE):$(VERSION) pytest tests/e2e
 	python -m tests.e2e --image localhost/$(IMAGE):$(VERSION)
 
 .PHONY: base-images
