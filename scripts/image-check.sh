@@ -3,7 +3,8 @@
 # capabilities, no privilege escalation) with podman on the host network, against this machine's
 # PostgreSQL and Redis: the migrate role (ClickHouse: the development front, devtools/, on the
 # host), then the web role: /healthz/ready with an IP as Host, and a 201 registration. Also: the
-# worker's exec probe runs (exit 1, no heartbeat yet), and /app holds no devtools/ nor tests/.
+# worker's exec probe runs (exit 1, no heartbeat yet), /app holds no devtools/ nor tests/, and
+# the image's packages are uv.lock's runtime packages at their locked versions.
 # A throwaway database die_hard_image is created and dropped. Usage: scripts/image-check.sh [IMAGE]
 set -euo pipefail
 export PGOPTIONS="--client-min-messages=warning"
@@ -69,4 +70,26 @@ echo "python -m app.config.probe worker-live: exit 1, $probe"
 extra="$(podman run --rm --entrypoint sh "$image" -c 'ls -d /app/devtools /app/tests /app/bench 2>/dev/null || true')"
 [ -z "$extra" ] || fail "the image holds $extra"
 echo "/app: $(podman run --rm --entrypoint ls "$image" /app | tr '\n' ' ')"
+# The image's packages are the lock's runtime packages, at the lock's versions (a stale
+# dependency layer, reused from a build of an older lock, shows here).
+"${UV:-uv}" export --project "$root" --frozen --no-dev --no-hashes \
+  --no-emit-project --no-header --no-annotate | grep '==' >"$work/locked"
+podman run --rm -i --entrypoint python "$image" -c '
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from packaging.markers import Marker
+differences = []
+for line in sys.stdin:
+    requirement, _, marker = line.partition(";")
+    name, locked = (part.strip() for part in requirement.split("=="))
+    if marker.strip() and not Marker(marker.strip()).evaluate():
+        continue  # not for this interpreter or platform
+    try:
+        installed = version(name)
+    except PackageNotFoundError:
+        installed = None
+    if installed != locked:
+        differences.append(f"{name}: locked {locked}, image {installed}")
+sys.exit("\n".join(differences) or None)' <"$work/locked" || fail "the image's packages differ from uv.lock (above)"
+echo "packages: uv.lock's runtime set ($(wc -l <"$work/locked") lines), each at its locked version"
 echo "size: $(podman image inspect "$image" --format '{{.Size}}') bytes"

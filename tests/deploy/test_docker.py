@@ -101,6 +101,22 @@ def test_image_starts_entrypoint_roles(instructions):
     assert os.access(DOCKER / "entrypoint.sh", os.X_OK)
 
 
+def test_the_dependency_layer_is_rebuilt_when_the_lock_changes(instructions):
+    """podman's builder (buildah) keys a RUN step's cache on its text, not on the content of the
+    files it bind-mounts: with `--mount=type=bind,source=uv.lock` a changed lock reused the old
+    layer and the image lacked the new dependency. COPY puts the files' content in the key."""
+    build = _stage(instructions, "build")
+    (sync,) = [k for k, i in enumerate(build) if i.keyword == "RUN" and "uv sync" in i.arguments]
+    assert "type=bind" not in build[sync].arguments
+    copied = [
+        source
+        for i in build[:sync]
+        if i.keyword == "COPY" and not i.arguments.startswith("--from")
+        for source in shlex.split(i.arguments)[:-1]
+    ]
+    assert {"pyproject.toml", "uv.lock"} <= set(copied)
+
+
 def test_dependencies_come_from_the_lock_without_dev_tools(instructions):
     build = " ".join(i.arguments for i in _stage(instructions, "build") if i.keyword == "RUN")
     assert "uv sync --frozen --no-dev" in build
@@ -227,7 +243,9 @@ def test_the_image_holds_the_product_and_no_development_tool(instructions):
     outside_the_product = [
         path
         for path in files
-        if not path.startswith("app/") and path not in ("manage.py", "docker/entrypoint.sh")
+        if not path.startswith("app/")
+        # pyproject.toml and uv.lock: the record of what /app/.venv holds (the dependency step).
+        and path not in ("manage.py", "docker/entrypoint.sh", "pyproject.toml", "uv.lock")
     ]
     assert outside_the_product == []
     # The embedded ClickHouse and its HTTP front are development tools (devtools/, chdb).
