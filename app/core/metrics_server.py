@@ -18,7 +18,6 @@ import atexit
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,7 +42,10 @@ class MetricsBindError(Exception):
 
 
 def _multiprocess_root() -> Path:
-    return Path(tempfile.gettempdir()) / "die-hard-metrics"
+    # $TMPDIR, else /tmp (the pod's emptyDir). Not tempfile.gettempdir(): when that directory is
+    # not writable it quietly tries others, the working directory included, and then fails
+    # naming none of them; here a read-only /tmp fails with its path.
+    return Path(os.environ.get("TMPDIR") or "/tmp") / "die-hard-metrics"  # noqa: TID251, S108
 
 
 def metrics_multiprocess_prepare(role: str) -> Path:

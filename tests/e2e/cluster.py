@@ -541,14 +541,17 @@ class Cluster:
     def service_address(
         self, service_port: str | int = "http", component: str = "web"
     ) -> tuple[str, int]:
+        # A role can have several Services (web: the public one and its metrics Service).
         for service in self.services_.values():
-            if service.component == component:
+            if service.component == component and str(service_port) in service.ports:
                 host_side, _pod_side = service.ports[str(service_port)]
                 return "127.0.0.1", host_side.port
-        raise LookupError(f"no Service for {component}")
+        raise LookupError(f"no Service for {component} with a port {service_port}")
 
-    def service(self, component: str = "web") -> Service:
-        (service,) = [s for s in self.services_.values() if s.component == component]
+    def service(self, component: str = "web", port: str = "http") -> Service:
+        (service,) = [
+            s for s in self.services_.values() if s.component == component and port in s.ports
+        ]
         return service
 
     def exec(
