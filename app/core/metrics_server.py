@@ -18,6 +18,7 @@ import atexit
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,10 +43,15 @@ class MetricsBindError(Exception):
 
 
 def _multiprocess_root() -> Path:
-    # $TMPDIR, else /tmp (the pod's emptyDir). Not tempfile.gettempdir(): when that directory is
-    # not writable it quietly tries others, the working directory included, and then fails
-    # naming none of them; here a read-only /tmp fails with its path.
-    return Path(os.environ.get("TMPDIR") or "/tmp") / "die-hard-metrics"  # noqa: TID251, S108
+    try:
+        return Path(tempfile.gettempdir()) / "die-hard-metrics"
+    except FileNotFoundError:
+        # No candidate ($TMPDIR, /tmp, /var/tmp, the working directory) is writable, and
+        # tempfile's error names none of them. Try the usual one again so that its own error
+        # names it: in a pod, a /tmp that is not a volume under the read-only root.
+        fallback = Path("/tmp") / "die-hard-metrics"  # noqa: S108
+        fallback.mkdir(parents=True, exist_ok=True)
+        return fallback
 
 
 def metrics_multiprocess_prepare(role: str) -> Path:
