@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http.client
 import itertools
-import json
 import socket
 import threading
 import time
@@ -20,9 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from tests.support.http import SECURE
-
-PASSWORD = "Slow-Enough-Hash-8841"
+from tests.support.http import PASSWORD, send_registration
 
 
 @dataclass(frozen=True)
@@ -65,14 +62,8 @@ def classify(error: BaseException) -> str:
 def register_once(address: tuple[str, int], email: str, *, timeout: float) -> Outcome:
     started = time.time()
     connection = http.client.HTTPConnection(*address, timeout=timeout)
-    body = json.dumps({"email": email, "password": PASSWORD})
     try:
-        connection.request(
-            "POST",
-            "/api/v1/users/",
-            body=body,
-            headers={**SECURE, "Content-Type": "application/json", "Connection": "close"},
-        )
+        send_registration(connection, email, PASSWORD)
         response = connection.getresponse()
         text = response.read().decode(errors="replace")
     except (OSError, http.client.HTTPException) as error:

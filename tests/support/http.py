@@ -7,18 +7,26 @@ import json
 SECURE = {"Host": "api.example.com", "X-Forwarded-Proto": "https"}
 
 
-def register(port: int, email: str, *, password: str = "Slow-Enough-Hash-8841") -> str:  # noqa: S107
+PASSWORD = "Slow-Enough-Hash-8841"
+
+
+def send_registration(connection: http.client.HTTPConnection, email: str, password: str) -> None:
+    """POST one registration on `connection`, as a client behind the ingress, asking the server
+    to close the connection after its answer."""
+    connection.request(
+        "POST",
+        "/api/v1/users/",
+        body=json.dumps({"email": email, "password": password}),
+        headers={**SECURE, "Content-Type": "application/json", "Connection": "close"},
+    )
+
+
+def register(port: int, email: str, *, password: str = PASSWORD) -> str:
     """POST one registration on a fresh connection; the outcome as a short string: the status
     code, `refused`, `broken: …` or `incomplete: …`."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    body = json.dumps({"email": email, "password": password})
     try:
-        connection.request(
-            "POST",
-            "/api/v1/users/",
-            body=body,
-            headers={**SECURE, "Content-Type": "application/json", "Connection": "close"},
-        )
+        send_registration(connection, email, password)
     except (ConnectionRefusedError, ConnectionResetError):
         return "refused"  # the server is gone or going: the request was never sent
     try:
