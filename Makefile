@@ -99,7 +99,7 @@ E2E_BASES ?= $(shell curl -s -o /dev/null --max-time 5 https://registry-1.docker
 	&& echo registry || echo local)
 
 .PHONY: e2e
-e2e: install services ## The image checked as the chart runs it, then the chart as real containers (root, podman): the runner's checks and deliberate breaks, then one release lifecycle under load with its accounting (~12 min)
+e2e: install services ## The image checked as the chart runs it, then the chart as real containers (root, podman): the runner's checks and deliberate breaks, then one release lifecycle under load with its accounting (~8 min)
 	$(MAKE) image BASES=$(E2E_BASES)
 	scripts/image-check.sh localhost/$(IMAGE):$(VERSION)
 	E2E_IMAGE=localhost/$(IMAGE):$(VERSION) pytest tests/e2e
